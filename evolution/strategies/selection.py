@@ -1,0 +1,26 @@
+"""Selection operators: plain functions over fitness values with an explicit ``random.Random``.
+
+Non-finite fitness (a failed evaluation is ``-inf``) always counts as the worst.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Sequence
+
+
+def roulette(fitnesses: Sequence[float], k: int, rng: random.Random) -> list[int]:
+    """Russian-roulette selection of Genetic-CNN: draw ``k`` indices with replacement, each with
+    probability proportional to its fitness minus the population's minimum.
+
+    When every weight is zero (all fitnesses equal, or all failed) the draw is uniform. Returns
+    indices into ``fitnesses``; the caller decides what to copy.
+    """
+    if not fitnesses:
+        raise ValueError("roulette selection needs a non-empty population")
+    finite = [f for f in fitnesses if math.isfinite(f)]
+    floor = min(finite) if finite else 0.0
+    weights = [f - floor if math.isfinite(f) else 0.0 for f in fitnesses]
+    if sum(weights) <= 0.0:
+        return [rng.randrange(len(fitnesses)) for _ in range(k)]
+    return rng.choices(range(len(fitnesses)), weights=weights, k=k)

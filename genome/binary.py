@@ -1,0 +1,256 @@
+"""Genetic-CNN binary genomes (Xie & Yuille, "Genetic CNN", ICCV 2017).
+
+A network has S stages; stage s has K_s ordered nodes v_1..v_K. One bit per node pair (i < j)
+says whether v_i feeds v_j, in the paper's order (v1,v2), (v1,v3), (v2,v3), (v1,v4), ... The
+text form groups a stage's bits by target node with ``-`` and joins stages with ``_``::
+
+    1-01_1-01-001        # stages (3, 4): v1->v2, v2->v3 | v1->v2, v2->v3, v3->v4
+
+Decoding rules of the paper (:meth:`BinaryGenome.stage_graph`): isolated nodes are dropped, a
+default input node feeds every kept node without predecessors, a default output node sums every
+kept node without successors, and a stage with no edges is the input node feeding the output node.
+
+Variation operators are pure functions of an explicit :class:`random.Random`; they never change
+their arguments (genomes are frozen) and return new genomes.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import networkx as nx
+
+from genome.errors import GenomeError
+
+INPUT = "input"
+OUTPUT = "output"
+NODE = "node"
+
+
+def bits_per_stage(k: int) -> int:
+    """Number of bits of a stage with ``k`` nodes: k(k-1)/2."""
+    return k * (k - 1) // 2
+
+
+def bit_index(i: int, j: int) -> int:
+    """Position of the bit for edge v_i -> v_j (1 <= i < j) inside its stage's bits."""
+    return (j - 1) * (j - 2) // 2 + (i - 1)
+
+
+def _stage_edges(k: int, bits: Sequence[int]) -> list[tuple[int, int]]:
+    return [(i, j) for j in range(2, k + 1) for i in range(1, j) if bits[bit_index(i, j)]]
+
+
+def _stage_text(k: int, bits: Sequence[int]) -> str:
+    groups = []
+    for j in range(2, k + 1):
+        start = bit_index(1, j)
+        groups.append("".join(str(b) for b in bits[start:start + j - 1]))
+    return "-".join(groups)
+
+
+@dataclass(frozen=True)
+class BinaryGenome:
+    """A Genetic-CNN genome: ``stages`` = (K_1..K_S), ``bits`` = one tuple of 0/1 per stage.
+
+    Frozen and hashable; validated on creation (every K_s >= 2, K(K-1)/2 bits of 0 or 1 each).
+    Two genomes compare equal when their encodings are equal; use :meth:`key` to compare the
+    networks they decode to.
+    """
+
+    stages: tuple[int, ...]
+    bits: tuple[tuple[int, ...], ...]
+
+    encoding: ClassVar[str] = "binary"
+
+    def __post_init__(self) -> None:
+        try:
+            stages = tuple(int(k) for k in self.stages)
+            bits = tuple(tuple(int(b) for b in stage) for stage in self.bits)
+        except (TypeError, ValueError) as exc:
+            raise GenomeError(
+                f"binary genome needs integer stage sizes and 0/1 bits, got stages={self.stages!r}"
+                f" bits={self.bits!r}") from exc
+        if not stages:
+            raise GenomeError("binary genome needs at least one stage, got stages=()")
+        if any(k < 2 for k in stages):
+            raise GenomeError(f"every stage needs at least 2 nodes, got stages={stages}")
+        if len(bits) != len(stages):
+            raise GenomeError(
+                f"binary genome has {len(stages)} stages {stages} but {len(bits)} bit groups")
+        for s, (k, stage_bits) in enumerate(zip(stages, bits)):
+            if len(stage_bits) != bits_per_stage(k):
+                raise GenomeError(
+                    f"stage {s + 1} has K={k} nodes and needs {bits_per_stage(k)} bits, "
+                    f"got {len(stage_bits)}")
+            if any(b not in (0, 1) for b in stage_bits):
+                raise GenomeError(f"stage {s + 1} bits must be 0 or 1, got {stage_bits}")
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "bits", bits)
+
+    # ----------------------------------------------------------------------------- text / dict
+    @classmethod
+    def from_string(cls, text: str) -> "BinaryGenome":
+        """Parse the text form (``1-01_1-01-001``); stage sizes follow from the groups."""
+        if not isinstance(text, str) or not text.strip():
+            raise GenomeError(f"expected a genome string like '1-01_1-01-001', got {text!r}")
+        stages, bits = [], []
+        for s, stage_text in enumerate(text.strip().split("_")):
+            groups = stage_text.split("-")
+            for g, group in enumerate(groups):
+                if len(group) != g + 1 or set(group) - {"0", "1"}:
+                    raise GenomeError(
+                        f"malformed genome string {text!r}: in stage {s + 1}, group {g + 1} "
+                        f"(inputs of node {g + 2}) must be {g + 1} characters of 0/1, "
+                        f"got {group!r}")
+            stages.append(len(groups) + 1)
+            bits.append(tuple(int(c) for group in groups for c in group))
+        return cls(tuple(stages), tuple(bits))
+
+    def to_string(self) -> str:
+        """The text form, e.g. ``1-01_1-01-001``."""
+        return "_".join(_stage_text(k, b) for k, b in zip(self.stages, self.bits))
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"encoding": "binary", "stages": [...], "code": "1-01_..."}``."""
+        return {"encoding": self.encoding, "stages": list(self.stages), "code": self.to_string()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BinaryGenome":
+        """Inverse of :meth:`to_dict`; ``stages`` is optional and checked against the code."""
+        if not isinstance(data, Mapping) or "code" not in data:
+            raise GenomeError(f"a binary genome dict needs a 'code' entry, got {data!r}")
+        if data.get("encoding", cls.encoding) != cls.encoding:
+            raise GenomeError(f"expected encoding 'binary', got {data.get('encoding')!r}")
+        genome = cls.from_string(data["code"])
+        if "stages" in data and tuple(data["stages"]) != genome.stages:
+            raise GenomeError(
+                f"genome code {data['code']!r} has stages {genome.stages}, "
+                f"but the dict says {tuple(data['stages'])}")
+        return genome
+
+    # ----------------------------------------------------------------------------- structure
+    def stage_graph(self, s: int) -> nx.DiGraph:
+        """The decoded DAG of stage ``s`` (0-based) under the paper's rules.
+
+        Nodes are ints: 0 is the default input node, K+1 the default output node, 1..K the kept
+        nodes; each has a ``role`` attribute (``input``, ``node``, ``output``). Isolated nodes
+        are absent.
+        """
+        k = self.stages[s]
+        edges = _stage_edges(k, self.bits[s])
+        graph = nx.DiGraph()
+        graph.add_node(0, role=INPUT)
+        kept = sorted({v for edge in edges for v in edge})
+        graph.add_nodes_from(kept, role=NODE)
+        graph.add_node(k + 1, role=OUTPUT)
+        graph.add_edges_from(edges)
+        if not kept:
+            graph.add_edge(0, k + 1)
+        for v in kept:
+            if graph.in_degree(v) == 0:
+                graph.add_edge(0, v)
+        for v in kept:
+            if graph.out_degree(v) == 0:
+                graph.add_edge(v, k + 1)
+        return graph
+
+    def key(self) -> str:
+        """Canonical key: equal for genomes that decode to the same network.
+
+        The key is itself a genome string, the canonical representative: per stage, the
+        lexicographically smallest code over all numberings of the kept nodes in a topological
+        order. Isomorphic pruned stage graphs give the same code, others give different codes.
+        """
+        return "_".join(_canonical_stage(self.stages[s], self.bits[s])
+                        for s in range(len(self.stages)))
+
+    def canonical(self) -> "BinaryGenome":
+        """The genome whose string is :meth:`key` (isolated nodes removed, nodes renumbered)."""
+        return BinaryGenome.from_string(self.key())
+
+    @classmethod
+    def random(cls, stages: Iterable[int], rng: random.Random) -> "BinaryGenome":
+        """A genome with every bit drawn from Bernoulli(0.5) by ``rng``."""
+        stages = tuple(stages)
+        return cls(stages, tuple(tuple(rng.randint(0, 1) for _ in range(bits_per_stage(k)))
+                                 for k in stages))
+
+
+def _canonical_stage(k: int, bits: Sequence[int]) -> str:
+    """Smallest code over topological numberings of the stage's kept nodes.
+
+    Builds the numbering one position at a time; at position p the bits for the node placed
+    there are its edges from positions 0..p-1, a group of fixed length, so the smallest code is
+    found by keeping only the prefixes whose groups so far are smallest. Prefixes that leave the
+    same future (same placed nodes, same pred positions of every unplaced node) are merged, and
+    of two interchangeable candidates (same predecessors and successors) only one is tried.
+    """
+    edges = _stage_edges(k, bits)
+    nodes = sorted({v for edge in edges for v in edge})
+    if not nodes:
+        return "0"
+    preds = {v: frozenset(u for u, w in edges if w == v) for v in nodes}
+    succs = {v: frozenset(w for u, w in edges if u == v) for v in nodes}
+    frontier: list[tuple[int, ...]] = [()]
+    groups: list[str] = []
+    for p in range(len(nodes)):
+        best: str | None = None
+        chosen: dict[tuple, tuple[int, ...]] = {}
+        for prefix in frontier:
+            placed = set(prefix)
+            seen_twins = set()
+            for v in nodes:
+                if v in placed or not preds[v] <= placed:
+                    continue
+                twin = (preds[v], succs[v])
+                if twin in seen_twins:
+                    continue
+                seen_twins.add(twin)
+                group = "".join("1" if u in preds[v] else "0" for u in prefix)
+                if best is not None and group > best:
+                    continue
+                if best is None or group < best:
+                    best, chosen = group, {}
+                new = prefix + (v,)
+                position = {u: i for i, u in enumerate(new)}
+                signature = (frozenset(new), tuple(
+                    frozenset(position[u] for u in preds[w] if u in position)
+                    for w in nodes if w not in position))
+                chosen.setdefault(signature, new)
+        frontier = list(chosen.values())
+        groups.append(best or "")
+    return "-".join(groups[1:])
+
+
+# --------------------------------------------------------------------------- variation operators
+def mutate(genome: BinaryGenome, rng: random.Random, *, p_m: float, q_m: float) -> BinaryGenome:
+    """Bit-flip mutation of the paper: with probability ``p_m`` the individual mutates, and then
+    each bit flips independently with probability ``q_m``. Returns a new genome (or ``genome``
+    itself when nothing changed); the argument is never modified."""
+    if rng.random() >= p_m:
+        return genome
+    bits = tuple(tuple(b ^ 1 if rng.random() < q_m else b for b in stage)
+                 for stage in genome.bits)
+    return genome if bits == genome.bits else BinaryGenome(genome.stages, bits)
+
+
+def crossover(a: BinaryGenome, b: BinaryGenome, rng: random.Random, *,
+              p_c: float, q_c: float) -> tuple[BinaryGenome, BinaryGenome]:
+    """Stage-wise crossover of the paper: with probability ``p_c`` the pair crosses, and then
+    each stage is swapped between the two with probability ``q_c``. Only whole stages move.
+    Returns two new genomes (or the arguments themselves when nothing was swapped)."""
+    if a.stages != b.stages:
+        raise GenomeError(f"cannot cross genomes of different stages {a.stages} and {b.stages}")
+    if rng.random() >= p_c:
+        return a, b
+    swap = [rng.random() < q_c for _ in a.stages]
+    if not any(swap):
+        return a, b
+    bits_a = tuple(y if s else x for x, y, s in zip(a.bits, b.bits, swap))
+    bits_b = tuple(x if s else y for x, y, s in zip(a.bits, b.bits, swap))
+    return BinaryGenome(a.stages, bits_a), BinaryGenome(b.stages, bits_b)
