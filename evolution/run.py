@@ -64,12 +64,14 @@ def model_space(config: Config, splits: Any) -> dict[str, Any]:
             "num_classes": splits.num_classes}
 
 
-class _Search:
-    """State of one pass of the loop (kept apart from :func:`run` to keep each step short)."""
+class Search:
+    """The loop over a given pool and run directory, without data loading or final training
+    (which :func:`run` adds). Tests and benchmarks drive it with a trivial evaluator."""
 
     def __init__(self, config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str, Any],
-                 progress: Progress):
-        self.config, self.run_dir, self.pool, self.progress = config, run_dir, pool, progress
+                 progress: Optional[Progress] = None):
+        self.config, self.run_dir, self.pool = config, run_dir, pool
+        self.progress = progress or (lambda event: None)
         self.strategy = make_strategy(config, random.Random(config.seed))
         self.base_task = {"space": space, "data": config.data.model_dump(mode="json"),
                           "training": config.evaluation.model_dump(mode="json")}
@@ -227,7 +229,7 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
             progress({"event": "start", "run_dir": str(run_dir.path),
                       "budget": config.strategy.budget,
                       "workers": pool.slots, "data": splits.describe()})
-            search = _Search(config, run_dir, pool, space, progress)
+            search = Search(config, run_dir, pool, space, progress)
             search.loop()
         final = {}
         if search.best is not None:
