@@ -15,6 +15,7 @@ their arguments (genomes are frozen) and return new genomes.
 """
 from __future__ import annotations
 
+import numbers
 import random
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
@@ -66,12 +67,18 @@ class BinaryGenome:
 
     def __post_init__(self) -> None:
         try:
-            stages = tuple(int(k) for k in self.stages)
-            bits = tuple(tuple(int(b) for b in stage) for stage in self.bits)
-        except (TypeError, ValueError) as exc:
+            stages = tuple(self.stages)
+            bits = tuple(tuple(stage) for stage in self.bits)
+            integral = all(isinstance(v, numbers.Integral)
+                           for v in (*stages, *(b for stage in bits for b in stage)))
+        except TypeError:
+            integral = False
+        if not integral:
             raise GenomeError(
                 f"binary genome needs integer stage sizes and 0/1 bits, got stages={self.stages!r}"
-                f" bits={self.bits!r}") from exc
+                f" bits={self.bits!r}")
+        stages = tuple(int(k) for k in stages)
+        bits = tuple(tuple(int(b) for b in stage) for stage in bits)
         if not stages:
             raise GenomeError("binary genome needs at least one stage, got stages=()")
         if any(k < 2 for k in stages):
@@ -127,10 +134,11 @@ class BinaryGenome:
         if data.get("encoding", cls.encoding) != cls.encoding:
             raise GenomeError(f"expected encoding 'binary', got {data.get('encoding')!r}")
         genome = cls.from_string(data["code"])
-        if "stages" in data and tuple(data["stages"]) != genome.stages:
+        stages = data.get("stages", genome.stages)
+        if not isinstance(stages, (list, tuple)) or tuple(stages) != genome.stages:
             raise GenomeError(
                 f"genome code {data['code']!r} has stages {genome.stages}, "
-                f"but the dict says {tuple(data['stages'])}")
+                f"but the dict says {tuple(stages) if isinstance(stages, list) else stages!r}")
         return genome
 
     # ----------------------------------------------------------------------------- structure
