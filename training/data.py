@@ -106,8 +106,11 @@ def _npz(settings: Mapping[str, Any]):
                         f"x_train, y_train (and optionally x_test, y_test)")
     with np.load(path, allow_pickle=False) as f:
         missing = {"x_train", "y_train"} - set(f.files)
+        if ("x_test" in f.files) != ("y_test" in f.files):
+            missing |= {"x_test", "y_test"} - set(f.files)
         if missing:
-            raise DataError(f"{path} lacks arrays {sorted(missing)}; it has {sorted(f.files)}")
+            raise DataError(f"{path} lacks arrays {sorted(missing)}; it has {sorted(f.files)} "
+                            f"(give x_train, y_train and optionally both x_test and y_test)")
         arrays = [f[k] if k in f.files else None for k in ("x_train", "y_train", "x_test", "y_test")]
     out = []
     for x, y in (arrays[:2], arrays[2:]):
@@ -190,6 +193,8 @@ def _load_cached(settings_json: str) -> Splits:
         std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
     num_classes = int(max(y.max(), y_test.max())) + 1
+    if name == "synthetic":
+        num_classes = max(num_classes, int((settings.get("synthetic") or {}).get("num_classes", 4)))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     splits = Splits(name, t(x_train.astype(np.float32)), t(y[train]),
                     t(x_val.astype(np.float32)), t(y[val]),

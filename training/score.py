@@ -131,6 +131,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, settings: Mapping
     metrics["train_loss"] = train(model, data.x_train, data.y_train, settings, seed)
     batch = int(settings.get("eval_batch_size", DEFAULT_TRAINING["eval_batch_size"]))
     metrics["val_accuracy"], metrics["val_loss"] = evaluate(model, data.x_val, data.y_val, batch)
+    if not math.isfinite(metrics["val_loss"]):  # diverged on the last steps: no fitness
+        raise NonFiniteLoss(f"validation loss is {metrics['val_loss']}: training diverged")
     if with_test:
         metrics["test_accuracy"], metrics["test_loss"] = evaluate(
             model, data.x_test, data.y_test, batch)
