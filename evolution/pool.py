@@ -20,10 +20,15 @@ from collections import deque
 from typing import Any, Callable, Protocol
 
 from evolution.worker import evaluate_task
+from genome.errors import EvonasError
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
+
+
+class PoolError(EvonasError):
+    """The pool cannot run evaluations at all (for example, workers fail to start)."""
 
 
 class Pool(Protocol):
@@ -89,8 +94,10 @@ class SerialPool:
 
 
 def _worker_main(worker_id: int, threads: int, tasks: Any, results: Any) -> None:
-    """Loop of one spawned worker: take a task, evaluate it, put the result; ``None`` stops."""
+    """Loop of one spawned worker: say it is ready, then take a task, evaluate it, put the
+    result, until ``None`` comes."""
     set_threads(threads)
+    results.put({"ready": worker_id})
     while True:
         task = tasks.get()
         if task is None:
@@ -109,6 +116,7 @@ class _Worker:
                                    args=(worker_id, threads, self.tasks, results), daemon=True)
         self.process.start()
         self.task: dict[str, Any] | None = None
+        self.ready = False
 
 
 class LocalPool:
@@ -147,16 +155,22 @@ class LocalPool:
                 if deadline is not None and time.monotonic() >= deadline:
                     return []
                 continue
-            self._workers[result["worker"]].task = None
-            done = [result]
+            done = self._receive(result)
             while True:  # collect whatever else finished meanwhile
                 try:
-                    result = self._results.get_nowait()
+                    done += self._receive(self._results.get_nowait())
                 except queue.Empty:
-                    return done
-                self._workers[result["worker"]].task = None
-                done.append(result)
+                    break
+            if done:
+                return done
         return []
+
+    def _receive(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        if "ready" in message:
+            self._workers[message["ready"]].ready = True
+            return []
+        self._workers[message["worker"]].task = None
+        return [message]
 
     def _reap_dead(self) -> list[dict[str, Any]]:
         """Replace workers that died; their tasks come back as ``crashed`` results."""
@@ -165,6 +179,11 @@ class LocalPool:
             if worker.task is None or worker.process.is_alive():
                 continue
             code = worker.process.exitcode
+            if not worker.ready and code is not None and code >= 0:  # exited, not killed
+                raise PoolError(
+                    f"worker process {worker.id} exited with code {code} before it could take "
+                    f"work; its error output is above. A script that starts a run must guard it "
+                    f"with `if __name__ == \"__main__\":` (workers are spawned processes).")
             log.warning("worker %d (pid %s) died with exit code %s during evaluation %s; "
                         "starting a new one", worker.id, worker.process.pid, code,
                         worker.task["index"])

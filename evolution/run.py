@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -62,6 +64,12 @@ def model_space(config: Config, splits: Any) -> dict[str, Any]:
     """The decoder's settings for this run: what the genome does not say."""
     return {"channels": list(config.search.channels), "in_channels": splits.in_channels,
             "num_classes": splits.num_classes}
+
+
+def _rank(result: dict[str, Any]) -> tuple[float, float]:
+    """Order of results for "best": higher fitness, then lower validation loss."""
+    loss = result["metrics"].get("val_loss")
+    return result["fitness"], -loss if loss is not None else -math.inf
 
 
 class Search:
@@ -168,7 +176,7 @@ class Search:
         ok = event["status"] == "ok"
         if not ok:
             self.counts["failures"] += 1
-        elif self.best is None or event["fitness"] > self.best["fitness"]:
+        elif self.best is None or _rank(event) > _rank(self.best):
             self.best = event
         self.progress({**event, "best": self.best and self.best["fitness"], **self.counts})
         for extra in self.strategy.tell(ask["ticket"], event["fitness"] if ok else WORST):
@@ -217,20 +225,21 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
 
     progress = progress or (lambda event: None)
     start = time.time()
-    splits = load_dataset(config.data.model_dump(mode="json"))  # fail fast, download once
-    space = model_space(config, splits)
     if name is not None:
         config = config.replace(name=name)
-    run_dir = RunDirectory.create(config.runs_dir, config.name, config.to_dict(),
-                                  exact=name is not None)
-    log.info("run directory %s; %s", run_dir.path, splits.describe())
-    try:
-        with make_pool(config, workers) as pool:
-            progress({"event": "start", "run_dir": str(run_dir.path),
-                      "budget": config.strategy.budget,
-                      "workers": pool.slots, "data": splits.describe()})
-            search = Search(config, run_dir, pool, space, progress)
-            search.loop()
+    with ExitStack() as stack:
+        pool = stack.enter_context(make_pool(config, workers))  # workers start meanwhile
+        splits = load_dataset(config.data.model_dump(mode="json"))  # fail fast, download once
+        space = model_space(config, splits)
+        run_dir = stack.enter_context(RunDirectory.create(
+            config.runs_dir, config.name, config.to_dict(), exact=name is not None))
+        log.info("run directory %s; %s", run_dir.path, splits.describe())
+        progress({"event": "start", "run_dir": str(run_dir.path),
+                  "budget": config.strategy.budget, "workers": pool.slots,
+                  "data": splits.describe()})
+        search = Search(config, run_dir, pool, space, progress)
+        search.loop()
+        pool.close()  # free the cores for the final training
         final = {}
         if search.best is not None:
             progress({"event": "final_training", "index": search.best["index"]})
@@ -239,5 +248,3 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
                              final=final, **search.counts)
         run_dir.write_json("summary.json", summary.to_dict())
         return summary
-    finally:
-        run_dir.close()

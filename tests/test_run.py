@@ -186,3 +186,16 @@ def test_cli_errors_are_clear(tiny, write_config, tmp_path):
     assert "Traceback" not in done.stderr
     done = evonas("run", bad, "--workers", 0, cwd=tmp_path)
     assert done.returncode == 2 and "--workers must be at least 1" in done.stderr
+
+
+def test_workers_that_cannot_start_stop_the_run_with_a_clear_error(tiny, tmp_path):
+    """A script without a __main__ guard re-runs itself in every spawned worker, which then
+    exits before taking work: the run must stop with advice instead of retrying forever."""
+    config = {**tiny, "pool": {"backend": "local", "workers": 1}}
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"from evolution import run\nfrom evolution.config import config_from_dict\n"
+                      f"run(config_from_dict({config!r}))\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "PoolError" in done.stderr and 'if __name__ == "__main__":' in done.stderr
