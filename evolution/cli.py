@@ -20,10 +20,12 @@ class ProgressPrinter:
         self.stream = stream
         self.bar = None
         self.counts: dict[str, Any] = {}
+        self.run_dir: Optional[str] = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
+            self.run_dir = event["run_dir"]
             self._line(f"run directory {event['run_dir']}\n{event['data']}; "
                        f"{event['budget']} evaluations on {event['workers']} worker(s)")
             if self.stream.isatty():
@@ -92,6 +94,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     printer = ProgressPrinter()
     try:
         summary = run(config, name=args.name, workers=args.workers, progress=printer)
+    except KeyboardInterrupt:
+        printer.close()
+        where = f" in {printer.run_dir}" if printer.run_dir else ""
+        print(f"\nevonas: interrupted; workers stopped. The journal so far is kept{where}.",
+              file=sys.stderr)
+        return 130
     finally:
         printer.close()
     _print_summary(summary)
@@ -126,8 +134,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"evonas: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nevonas: interrupted; workers stopped. The journal so far is in the run "
-              "directory.", file=sys.stderr)
+        print("\nevonas: interrupted", file=sys.stderr)
         return 130
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import time
 from collections import deque
 from typing import Any, Callable, Protocol
@@ -96,6 +97,7 @@ class SerialPool:
 def _worker_main(worker_id: int, threads: int, tasks: Any, results: Any) -> None:
     """Loop of one spawned worker: say it is ready, then take a task, evaluate it, put the
     result, until ``None`` comes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     set_threads(threads)
     results.put({"ready": worker_id})
     while True:

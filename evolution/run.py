@@ -163,7 +163,8 @@ class Search:
                  "metrics": result.get("metrics", {}), "message": result.get("message", ""),
                  "cached": cache_of is not None}
         if cache_of is None:
-            event.update(worker=result.get("worker"), started=result.get("started"),
+            event.update(worker=result.get("worker"), pid=result.get("pid"),
+                         started=result.get("started"),
                          finished=result.get("finished"),
                          seconds=(result.get("finished") or 0) - (result.get("started") or 0))
             if "traceback" in result:

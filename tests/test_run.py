@@ -199,3 +199,28 @@ def test_workers_that_cannot_start_stop_the_run_with_a_clear_error(tiny, tmp_pat
                           text=True, timeout=120)
     assert done.returncode != 0
     assert "PoolError" in done.stderr and 'if __name__ == "__main__":' in done.stderr
+
+
+def test_ctrl_c_stops_workers_and_keeps_a_consistent_journal(tiny, write_config, tmp_path):
+    config = {**tiny, "pool": {"backend": "local", "workers": 2},
+              "strategy": {**tiny["strategy"], "generations": 50}}
+    path = write_config(config)
+    proc = subprocess.Popen([sys.executable, "-m", "evolution.cli", "run", str(path),
+                             "--name", "stopped"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = ""
+    for line in proc.stderr:  # blocks until the first generation is done
+        seen += line
+        if line.startswith("generation"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, seen + err
+    assert "interrupted" in err and "Traceback" not in err
+    assert str(tmp_path / "runs" / "stopped") in err
+    journal = list(read_journal(tmp_path / "runs" / "stopped"))  # every line parses
+    results = [e for e in journal if e["event"] == "result"]
+    assert len(results) >= tiny["strategy"]["population"]
+    for pid in {e["pid"] for e in results if e.get("pid")}:
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "\nState:\tZ" in status.read_text(), f"worker {pid} alive"
