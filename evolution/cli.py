@@ -39,11 +39,14 @@ class ProgressPrinter:
                 self.bar.update(1)
                 self.bar.set_postfix(best=_fmt(event["best"]), failed=event["failures"],
                                      refresh=False)
-        elif kind == "generation":
+        elif kind in ("generation", "window"):
+            # generation: that generation's statistics; window (aging, random): the current
+            # population's (aging) or all results' (random), after that many evaluations
             c = self.counts
-            self._line(f"generation {event['generation']:>3}  best {_fmt(event['best'])}  "
-                       f"mean {_fmt(event['mean'])}  failed {event['failures']}  |  "
-                       f"evaluations {c.get('evaluations', 0)} "
+            head = (f"generation {event['generation']:>3}" if kind == "generation"
+                    else f"after {event['evaluations']:>5}")
+            self._line(f"{head}  best {_fmt(event['best'])}  mean {_fmt(event['mean'])}  "
+                       f"failed {event['failures']}  |  evaluations {c.get('evaluations', 0)} "
                        f"(trained {c.get('trained', 0)}, cached {c.get('cache_hits', 0)}, "
                        f"failed {c.get('failures', 0)})  best so far {_fmt(c.get('best'))}")
         elif kind == "final_training":
@@ -70,13 +73,21 @@ def _print_summary(summary: Any) -> None:
               f"{summary.run_dir}/journal.jsonl")
         return
     best, final = summary.best, summary.final
-    rows = [
-        ("best genome", f"{summary.best_genome}   (canonical {best['key']})"),
-        ("validation accuracy", f"{_fmt(final.get('val_accuracy'))}   "
-                                f"(during search {_fmt(best['fitness'])})"),
-        ("test accuracy", _fmt(final.get("test_accuracy"))),
-        ("parameters", f"{final.get('params', 0):,}"),
-        ("FLOPs per example", f"{final.get('flops', 0):,}"),
+    genome = summary.best_genome
+    rows = [("best genome", genome if best["key"] == genome
+             else f"{genome}   (canonical {best['key']})")]
+    if final:  # the built-in trainer retrained the best genome and measured it on test
+        rows += [
+            ("validation accuracy", f"{_fmt(final.get('val_accuracy'))}   "
+                                    f"(during search {_fmt(best['fitness'])})"),
+            ("test accuracy", _fmt(final.get("test_accuracy"))),
+            ("parameters", f"{final.get('params', 0):,}"),
+            ("FLOPs per example", f"{final.get('flops', 0):,}"),
+        ]
+    else:  # a user evaluator: its own metrics
+        rows += [(name, _fmt(value) if isinstance(value, float) else str(value))
+                 for name, value in best["metrics"].items()]
+    rows += [
         ("evaluations", f"{summary.evaluations} ({summary.trained} trained, "
                         f"{summary.cache_hits} cache hits, {summary.failures} failed) "
                         f"in {summary.seconds:.1f} s"),

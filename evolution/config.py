@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat,
+                      StrictInt, StrictStr, Tag, ValidationError, model_validator)
 
-from genome.errors import EvonasError
+from genome.cell import KNOWN_OPS, NASNET_OPS
+from genome.choice import check_choices
+from genome.errors import EvonasError, GenomeError
 from training.data import DATASETS, DEFAULT_ROOT
 
 
@@ -24,17 +27,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SearchConfig(_Section):
-    """What an architecture is: the encoding and its search space."""
+class BinarySearch(_Section):
+    """Genetic-CNN binary strings (Xie & Yuille 2017)."""
 
-    encoding: Literal["binary"] = Field("binary", description="genome encoding")
+    encoding: Literal["binary"] = "binary"
     stages: list[int] = Field([3, 4], min_length=1,
                               description="Genetic-CNN nodes per stage K_1..K_S (each >= 2)")
     channels: list[int] = Field([16, 32], min_length=1,
                                 description="convolution width of each stage")
 
     @model_validator(mode="after")
-    def _check(self) -> "SearchConfig":
+    def _check(self) -> "BinarySearch":
         if any(k < 2 for k in self.stages):
             raise ValueError(f"search.stages: every stage needs at least 2 nodes, got {self.stages}")
         if any(c < 1 for c in self.channels):
@@ -45,6 +48,83 @@ class SearchConfig(_Section):
                              f"per stage")
         return self
 
+    def space(self) -> dict[str, Any]:
+        """The decoder's settings (without the data set's in_channels / num_classes)."""
+        return {"channels": list(self.channels)}
+
+
+class CellMutation(_Section):
+    """Relative weights of the mutations of Real et al. 2019."""
+
+    hidden_state: float = Field(0.5, ge=0)
+    op: float = Field(0.5, ge=0)
+    identity: float = Field(0.0, ge=0, le=1, description="probability of no change")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CellMutation":
+        if self.hidden_state + self.op <= 0:
+            raise ValueError("search.mutation: hidden_state and op weights cannot both be 0")
+        return self
+
+
+class CellSearch(_Section):
+    """AmoebaNet / NASNet cells (Real et al. 2019; Zoph et al. 2018)."""
+
+    encoding: Literal["cell"] = "cell"
+    blocks: int = Field(5, ge=1, description="blocks per cell B")
+    ops: list[str] = Field(list(NASNET_OPS), min_length=2, description="op vocabulary")
+    cells_per_stack: int = Field(2, ge=1, description="normal cells per stack N")
+    filters: int = Field(16, ge=1, description="channels of the first stack F")
+    stem_multiplier: int = Field(3, ge=1)
+    auxiliary: bool = False
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    mutation: CellMutation = CellMutation()
+
+    @model_validator(mode="after")
+    def _check(self) -> "CellSearch":
+        unknown = [op for op in self.ops if op not in KNOWN_OPS]
+        if unknown:
+            raise ValueError(f"search.ops: unknown ops {unknown}; known: {sorted(KNOWN_OPS)}")
+        if len(set(self.ops)) != len(self.ops):
+            raise ValueError(f"search.ops lists an op twice: {self.ops}")
+        return self
+
+    def space(self) -> dict[str, Any]:
+        return {"cells_per_stack": self.cells_per_stack, "filters": self.filters,
+                "stem_multiplier": self.stem_multiplier, "auxiliary": self.auxiliary,
+                "drop_path": self.drop_path}
+
+
+class ChoiceSearch(_Section):
+    """A vector of categorical choices that you define (also tabular benchmarks)."""
+
+    encoding: Literal["choice"] = "choice"
+    choices: list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]] = Field(
+        min_length=1, description="allowed values per position")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChoiceSearch":
+        try:
+            check_choices(self.choices)
+        except GenomeError as exc:
+            raise ValueError(f"search.choices: {exc}") from None
+        return self
+
+    def space(self) -> dict[str, Any]:
+        return {"choices": [list(c) for c in self.choices]}
+
+
+def _tagged(field: str, default: str, *models: type[BaseModel]) -> Any:
+    """A union of config sections told apart by ``field``, which defaults to ``default``."""
+    def tag(value: Any) -> Any:
+        return value.get(field, default) if isinstance(value, dict) else getattr(value, field)
+    tag.__name__ = field  # pydantic names the discriminator after it in errors
+    return Annotated[Union[tuple(Annotated[m, Tag(m.model_fields[field].default)]
+                                 for m in models)], Discriminator(tag)]
+
+
+SearchConfig = _tagged("encoding", "binary", BinarySearch, CellSearch, ChoiceSearch)
+
 
 class GeneticConfig(_Section):
     """Genetic-CNN's generational algorithm (Xie & Yuille 2017)."""
@@ -53,13 +133,49 @@ class GeneticConfig(_Section):
     population: int = Field(10, ge=2, description="individuals per generation N")
     generations: int = Field(5, ge=0, description="generations T after the initial one")
     p_crossover: float = Field(0.2, ge=0, le=1, description="probability a pair crosses, p_C")
-    q_crossover: float = Field(0.2, ge=0, le=1, description="probability a stage swaps, q_C")
+    q_crossover: float = Field(0.2, ge=0, le=1,
+                               description="probability a stage / cell / position swaps, q_C")
     p_mutation: float = Field(0.8, ge=0, le=1, description="probability an individual mutates")
-    q_mutation: float = Field(0.1, ge=0, le=1, description="probability a bit flips, q_M")
+    q_mutation: float = Field(0.1, ge=0, le=1,
+                              description="probability a bit / position changes, q_M")
 
     @property
     def budget(self) -> int:
         return self.population * (self.generations + 1)
+
+
+class AgingConfig(_Section):
+    """Aging (regularized) evolution (Real et al. 2019, Algorithm 1), steady-state."""
+
+    name: Literal["aging"] = "aging"
+    population: int = Field(20, ge=2, description="population size P")
+    sample: int = Field(5, ge=1, description="tournament sample size S")
+    cycles: int = Field(80, ge=0, description="children after the initial population")
+
+    @model_validator(mode="after")
+    def _check(self) -> "AgingConfig":
+        if self.sample > self.population:
+            raise ValueError(f"strategy.sample ({self.sample}) cannot exceed "
+                             f"strategy.population ({self.population})")
+        return self
+
+    @property
+    def budget(self) -> int:
+        return self.population + self.cycles
+
+
+class RandomConfig(_Section):
+    """Random search: the baseline every comparison needs."""
+
+    name: Literal["random"] = "random"
+    evaluations: int = Field(100, ge=1, description="genomes drawn and evaluated")
+
+    @property
+    def budget(self) -> int:
+        return self.evaluations
+
+
+StrategyConfig = _tagged("name", "genetic", GeneticConfig, AgingConfig, RandomConfig)
 
 
 class SyntheticConfig(_Section):
@@ -90,6 +206,11 @@ class DataConfig(_Section):
 class EvaluationConfig(_Section):
     """How every candidate is trained and scored (the proxy task of the search)."""
 
+    evaluator: Optional[str] = Field(
+        None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="'package.module:function' replacing the built-in trainer")
+    objective: str = Field("val_accuracy", min_length=1,
+                           description="metric to maximise (key of the evaluator's dict)")
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
@@ -110,11 +231,19 @@ class Config(_Section):
     name: str = Field("search", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     seed: int = 0
     runs_dir: str = "runs"
-    search: SearchConfig = SearchConfig()
-    strategy: GeneticConfig = GeneticConfig()
+    search: SearchConfig = BinarySearch()
+    strategy: StrategyConfig = GeneticConfig()
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Config":
+        if not self.evaluation.evaluator and self.evaluation.objective != "val_accuracy":
+            raise ValueError(f"evaluation.objective is {self.evaluation.objective!r}, but the "
+                             f"built-in trainer maximises 'val_accuracy'; other objectives need "
+                             f"an evaluation.evaluator")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -131,23 +260,42 @@ class Config(_Section):
         return config_from_dict(data)
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the section that ``loc`` (a pydantic error location) points into."""
-    for part in loc[:-1]:
+def _walk(loc: tuple) -> tuple[tuple, list[str]]:
+    """A pydantic error location without the tags of tagged unions (``search.cell.blocks`` ->
+    ``search.blocks``), and the field names of the section the location points into."""
+    model: Any = Config
+    path: list = []
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        path.append(part)
         field = model.model_fields.get(part) if isinstance(part, str) else None
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+        members = [get_args(m)[0] if get_origin(m) is Annotated else m
+                   for m in get_args(annotation)]
+        options = {m.model_fields[d].default: m for m in members
+                   for d in ("encoding", "name") if d in getattr(m, "model_fields", {})}
+        if options and parts and parts[0] in options:
+            model = options[parts.pop(0)]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif parts:
+            return tuple(path + parts), []
+    return tuple(path), list(model.model_fields)
 
 
 def _describe(error: dict) -> str:
-    loc = tuple(error["loc"])
+    loc, allowed = _walk(tuple(error["loc"])[:-1])
+    loc = loc + tuple(error["loc"])[-1:]
     key = ".".join(str(p) for p in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(Config, loc)
         return f"unknown key '{key}'; allowed here: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return f"{key}: required"
+    if error["type"] == "union_tag_invalid":
+        tag = error["ctx"]["discriminator"].strip("'()")
+        return (f"{key}.{tag}: got {error['ctx']['tag']!r}; allowed: "
+                f"{error['ctx']['expected_tags']}")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":
         return message

@@ -51,7 +51,10 @@ class RunSummary:
 
     @property
     def best_genome(self) -> Optional[str]:
-        return self.best["genome"]["code"] if self.best else None
+        """The best genome's text form."""
+        from genome import genome_from_dict
+
+        return genome_from_dict(self.best["genome"]).to_string() if self.best else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
@@ -60,10 +63,29 @@ class RunSummary:
                 "final": self.final}
 
 
-def model_space(config: Config, splits: Any) -> dict[str, Any]:
-    """The decoder's settings for this run: what the genome does not say."""
-    return {"channels": list(config.search.channels), "in_channels": splits.in_channels,
-            "num_classes": splits.num_classes}
+def model_space(config: Config, splits: Any = None) -> dict[str, Any]:
+    """The decoder's settings for this run: what the genome does not say (with the data set's
+    shape when there is one)."""
+    space = config.search.space()
+    if splits is not None:
+        space.update(in_channels=splits.in_channels, num_classes=splits.num_classes)
+    return space
+
+
+def check_evaluator(config: Config, space: dict[str, Any]) -> None:
+    """Import the configured evaluator and call it once on a random genome of the space, so a
+    wrong path or return type stops the run before it starts. The genome comes from its own
+    RNG; the strategy's randomness is untouched."""
+    from evolution.evaluator import call_evaluator
+    from evolution.strategies.base import make_toolbox
+    from evolution.worker import evaluator_settings
+
+    rng = random.Random(f"evaluator-check:{config.seed}")
+    genome = make_toolbox(config.search, config.strategy, rng).random_genome()
+    task = {"training": config.evaluation.model_dump(mode="json"), "space": space,
+            "seed": derive_seed(config.seed, -1), "index": -1}
+    call_evaluator(config.evaluation.evaluator, genome, evaluator_settings(task),
+                   config.evaluation.objective)
 
 
 def _rank(result: dict[str, Any]) -> tuple[float, float]:
@@ -82,7 +104,9 @@ class Search:
         self.progress = progress or (lambda event: None)
         self.strategy = make_strategy(config, random.Random(config.seed))
         self.base_task = {"space": space, "data": config.data.model_dump(mode="json"),
-                          "training": config.evaluation.model_dump(mode="json")}
+                          "training": config.evaluation.model_dump(mode="json"),
+                          "evaluator": config.evaluation.evaluator,
+                          "objective": config.evaluation.objective}
         self.next_index = 0
         self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event
         self.running: dict[str, int] = {}                # key -> index being trained
@@ -228,21 +252,26 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
     start = time.time()
     if name is not None:
         config = config.replace(name=name)
+    evaluator = config.evaluation.evaluator
+    if evaluator:
+        space = model_space(config)
+        check_evaluator(config, space)
+        task = f"evaluator {evaluator}"
     with ExitStack() as stack:
         pool = stack.enter_context(make_pool(config, workers))  # workers start meanwhile
-        splits = load_dataset(config.data.model_dump(mode="json"))  # fail fast, download once
-        space = model_space(config, splits)
+        if not evaluator:
+            splits = load_dataset(config.data.model_dump(mode="json"))  # fail fast, download once
+            space, task = model_space(config, splits), splits.describe()
         run_dir = stack.enter_context(RunDirectory.create(
             config.runs_dir, config.name, config.to_dict(), exact=name is not None))
-        log.info("run directory %s; %s", run_dir.path, splits.describe())
+        log.info("run directory %s; %s", run_dir.path, task)
         progress({"event": "start", "run_dir": str(run_dir.path),
-                  "budget": config.strategy.budget, "workers": pool.slots,
-                  "data": splits.describe()})
+                  "budget": config.strategy.budget, "workers": pool.slots, "data": task})
         search = Search(config, run_dir, pool, space, progress)
         search.loop()
         pool.close()  # free the cores for the final training
         final = {}
-        if search.best is not None:
+        if search.best is not None and not evaluator:
             progress({"event": "final_training", "index": search.best["index"]})
             final = _final_evaluation(config, run_dir, search.best, space)
         summary = RunSummary(run_dir.path, seconds=time.time() - start, best=search.best,

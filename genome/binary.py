@@ -247,6 +247,15 @@ def mutate(genome: BinaryGenome, rng: random.Random, *, p_m: float, q_m: float) 
     return genome if bits == genome.bits else BinaryGenome(genome.stages, bits)
 
 
+def mutate_one(genome: BinaryGenome, rng: random.Random) -> BinaryGenome:
+    """Flip exactly one bit, drawn uniformly: the single mutation of aging evolution."""
+    flat = [(s, i) for s, stage in enumerate(genome.bits) for i in range(len(stage))]
+    s, i = rng.choice(flat)
+    bits = [list(stage) for stage in genome.bits]
+    bits[s][i] ^= 1
+    return BinaryGenome(genome.stages, tuple(map(tuple, bits)))
+
+
 def crossover(a: BinaryGenome, b: BinaryGenome, rng: random.Random, *,
               p_c: float, q_c: float) -> tuple[BinaryGenome, BinaryGenome]:
     """Stage-wise crossover of the paper: with probability ``p_c`` the pair crosses, and then

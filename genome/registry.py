@@ -4,9 +4,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from genome.binary import BinaryGenome
+from genome.cell import CellGenome
+from genome.choice import ChoiceGenome
 from genome.errors import GenomeError
 
-ENCODINGS: dict[str, type] = {BinaryGenome.encoding: BinaryGenome}
+ENCODINGS: dict[str, type] = {g.encoding: g for g in (BinaryGenome, CellGenome, ChoiceGenome)}
 
 
 def genome_from_dict(data: Mapping[str, Any]):

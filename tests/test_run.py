@@ -105,7 +105,10 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
         pool.submit({**base, "index": 2, "genome": {"encoding": "binary", "code": "1-2"}})
         (bad,) = pool.wait()
         assert bad["status"] == "failed" and "GenomeError" in bad["message"]
-        assert "Traceback" in bad["traceback"]
+        pool.submit({**base, "index": 3, "training": {**base["training"], "epochs": "two"}})
+        (broken,) = pool.wait()  # an unexpected exception keeps its traceback
+        assert broken["status"] == "failed" and "TypeError" in broken["message"]
+        assert "Traceback" in broken["traceback"]
 
 
 def test_local_and_serial_pools_give_identical_results(tiny):

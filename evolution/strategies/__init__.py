@@ -4,10 +4,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from evolution.strategies.aging import AgingStrategy
 from evolution.strategies.base import WORST, Ask, FitnessMax, Individual, Strategy, make_toolbox
 from evolution.strategies.genetic import GeneticStrategy
+from evolution.strategies.random_search import RandomStrategy
 
-STRATEGIES = {"genetic": GeneticStrategy}
+STRATEGIES = {"genetic": GeneticStrategy, "aging": AgingStrategy, "random": RandomStrategy}
 
 
 def make_strategy(config: Any, rng: random.Random) -> Strategy:
@@ -15,5 +17,5 @@ def make_strategy(config: Any, rng: random.Random) -> Strategy:
     return STRATEGIES[config.strategy.name](config.search, config.strategy, rng)
 
 
-__all__ = ["WORST", "Ask", "FitnessMax", "GeneticStrategy", "Individual", "Strategy",
-           "make_strategy", "make_toolbox"]
+__all__ = ["WORST", "AgingStrategy", "Ask", "FitnessMax", "GeneticStrategy", "Individual",
+           "RandomStrategy", "Strategy", "make_strategy", "make_toolbox"]

@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Callable, Protocol
 
 from deap import base
 
-from evolution.strategies.selection import roulette
-from genome import binary
+from evolution.strategies.selection import roulette, tournament
+from genome import binary, cell, choice
 from genome.binary import BinaryGenome
+from genome.cell import CellGenome
+from genome.choice import ChoiceGenome
 
 WORST = -math.inf
 """Fitness of a failed evaluation: worse than any real fitness."""
@@ -78,20 +81,73 @@ def sel_roulette(individuals: list[Individual], k: int, rng: random.Random) -> l
     return [individuals[i].copy() for i in roulette([ind.value for ind in individuals], k, rng)]
 
 
-def make_toolbox(search: Any, strategy: Any, rng: random.Random) -> base.Toolbox:
-    """Bind the encoding's operators with their rates and ``rng`` into a DEAP toolbox.
+def sel_tournament(individuals: list[Individual], sample: int,
+                   rng: random.Random) -> Individual:
+    """The best of ``sample`` members drawn without replacement (:func:`tournament`)."""
+    return individuals[tournament([ind.value for ind in individuals], sample, rng)]
 
-    Registered names: ``select(individuals, k)``, ``random_genome()``, ``mutate(genome)``,
-    ``mate(a, b)``. Selection returns copies; variation returns new genomes and never changes its
-    arguments.
+
+def _sometimes(operator: Callable[[Any], Any], p: float, rng: random.Random) -> Callable:
+    """``operator`` applied with probability ``p``; otherwise the genome is returned as is."""
+    def apply(genome: Any) -> Any:
+        return operator(genome) if rng.random() < p else genome
+    return apply
+
+
+def _operators(search: Any, strategy: Any, rng: random.Random) -> dict[str, Callable]:
+    """The encoding's operators bound to the space and ``rng``: ``random_genome()``,
+    ``mutate_one(g)`` (exactly one mutation, for aging evolution), and for the genetic algorithm
+    ``mutate(g)`` and ``mate(a, b)`` with the strategy's rates."""
+    ga = getattr(strategy, "name", None) == "genetic"
+    if search.encoding == "binary":
+        ops = {"random_genome": partial(BinaryGenome.random, tuple(search.stages), rng),
+               "mutate_one": partial(binary.mutate_one, rng=rng)}
+        if ga:
+            ops["mutate"] = partial(binary.mutate, rng=rng, p_m=strategy.p_mutation,
+                                    q_m=strategy.q_mutation)
+            ops["mate"] = partial(binary.crossover, rng=rng, p_c=strategy.p_crossover,
+                                  q_c=strategy.q_crossover)
+    elif search.encoding == "cell":
+        ops = {"random_genome": partial(CellGenome.random, rng, blocks=search.blocks,
+                                        ops=tuple(search.ops)),
+               "mutate_one": partial(cell.mutate, rng=rng, ops=tuple(search.ops),
+                                     p_hidden=search.mutation.hidden_state,
+                                     p_op=search.mutation.op,
+                                     p_identity=search.mutation.identity)}
+        if ga:  # one paper mutation with probability p_M; q_M has no meaning for cells
+            ops["mutate"] = _sometimes(ops["mutate_one"], strategy.p_mutation, rng)
+            ops["mate"] = partial(cell.crossover, rng=rng, p_c=strategy.p_crossover,
+                                  q_c=strategy.q_crossover)
+    elif search.encoding == "choice":
+        choices = tuple(tuple(c) for c in search.choices)
+        ops = {"random_genome": partial(ChoiceGenome.random, choices, rng),
+               "mutate_one": partial(choice.mutate_one, choices=choices, rng=rng)}
+        if ga:
+            ops["mutate"] = partial(choice.mutate, choices=choices, rng=rng,
+                                    p_m=strategy.p_mutation, q_m=strategy.q_mutation)
+            ops["mate"] = partial(choice.crossover, rng=rng, p_c=strategy.p_crossover,
+                                  q_c=strategy.q_crossover)
+    else:
+        raise ValueError(f"no operators for encoding {search.encoding!r}")
+    return ops
+
+
+def make_toolbox(search: Any, strategy: Any, rng: random.Random) -> base.Toolbox:
+    """The one place that wires operators into a DEAP toolbox, for every encoding and strategy.
+
+    Always registered: ``random_genome()``. Genetic: ``select(individuals, k)`` (roulette,
+    copies), ``mate(a, b)``, ``mutate(g)``. Aging: ``select(individuals)`` (the tournament
+    winner) and ``mutate(g)`` (exactly one mutation). Variation returns new genomes and never
+    changes its arguments; all randomness comes from ``rng``.
     """
+    ops = _operators(search, strategy, rng)
     toolbox = base.Toolbox()
-    toolbox.register("select", sel_roulette, rng=rng)
-    if search.encoding == BinaryGenome.encoding:
-        toolbox.register("random_genome", BinaryGenome.random, tuple(search.stages), rng)
-        toolbox.register("mutate", binary.mutate, rng=rng,
-                         p_m=strategy.p_mutation, q_m=strategy.q_mutation)
-        toolbox.register("mate", binary.crossover, rng=rng,
-                         p_c=strategy.p_crossover, q_c=strategy.q_crossover)
-        return toolbox
-    raise ValueError(f"no operators for encoding {search.encoding!r}")
+    toolbox.register("random_genome", ops["random_genome"])
+    if strategy.name == "genetic":
+        toolbox.register("select", sel_roulette, rng=rng)
+        toolbox.register("mate", ops["mate"])
+        toolbox.register("mutate", ops["mutate"])
+    elif strategy.name == "aging":
+        toolbox.register("select", sel_tournament, sample=strategy.sample, rng=rng)
+        toolbox.register("mutate", ops["mutate_one"])
+    return toolbox

@@ -1,0 +1,88 @@
+"""User evaluators: ``evaluation.evaluator: "package.module:function"`` replaces the built-in
+trainer. The function receives the genome, and the evaluation settings if it takes a second
+argument, and returns a number or a dict of metrics holding ``evaluation.objective``.
+
+The run imports and calls it once in the parent before the search starts, so a wrong path or a
+wrong return type stops the run at once with a clear message instead of failing every
+evaluation. Workers import it again by path (never by pickling it).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import math
+import numbers
+import os
+import sys
+from typing import Any, Callable, Mapping
+
+from genome.errors import EvonasError
+
+
+class EvaluatorError(EvonasError):
+    """The configured evaluator cannot be imported or returned something unusable."""
+
+
+@functools.lru_cache(maxsize=8)
+def load_evaluator(path: str) -> Callable[..., Any]:
+    """Import ``"package.module:function"``. The current directory is searched first, so a
+    module beside the config works when evonas runs from there."""
+    module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise EvaluatorError(f"cannot import evaluator {path!r}: {type(exc).__name__}: {exc}. "
+                             f"Check evaluation.evaluator and that the module is importable "
+                             f"from {os.getcwd()} or installed.") from exc
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise EvaluatorError(f"evaluator {path!r}: module {module_name!r} has no function "
+                             f"{attr!r}")
+    return func
+
+
+def _takes_settings(func: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
+                   objective: str) -> dict[str, Any]:
+    """Call the evaluator at ``path`` and return its metrics as a dict holding ``objective``.
+
+    Raises :class:`EvaluatorError` for a return value that is not a number or a dict of
+    JSON-serialisable metrics with a numeric ``objective``.
+    """
+    func = load_evaluator(path)
+    value = func(genome, dict(settings)) if _takes_settings(func) else func(genome)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        metrics: dict[str, Any] = {objective: float(value)}
+    elif isinstance(value, Mapping):
+        metrics = dict(value)
+        fitness = metrics.get(objective)
+        if isinstance(fitness, bool) or not isinstance(fitness, numbers.Real):
+            raise EvaluatorError(
+                f"evaluator {path!r} returned a dict without a number under "
+                f"evaluation.objective {objective!r}: {value!r}")
+        metrics[objective] = float(fitness)
+        try:
+            json.dumps(metrics, default=None)
+        except (TypeError, ValueError) as exc:
+            raise EvaluatorError(f"evaluator {path!r} returned metrics that are not JSON "
+                                 f"values: {exc}") from None
+    else:
+        raise EvaluatorError(f"evaluator {path!r} must return a number or a dict of metrics "
+                             f"with {objective!r}; it returned {type(value).__name__}: "
+                             f"{value!r}")
+    if not math.isfinite(metrics[objective]):
+        raise EvaluatorError(f"evaluator {path!r} returned a non-finite {objective!r}: "
+                             f"{metrics[objective]}")
+    return metrics
