@@ -219,6 +219,8 @@ class EvaluationConfig(_Section):
     weight_decay: float = Field(5e-4, ge=0)
     schedule: Literal["cosine", "constant"] = "cosine"
     eval_batch_size: int = Field(512, ge=1)
+    auxiliary_weight: float = Field(0.4, ge=0, description="weight of a cell model's auxiliary "
+                                    "head loss (search.auxiliary)")
 
 
 class PoolConfig(_Section):

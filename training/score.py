@@ -28,6 +28,7 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "weight_decay": 5e-4,
     "schedule": "cosine",
     "eval_batch_size": 512,
+    "auxiliary_weight": 0.4,
 }
 
 
@@ -83,7 +84,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[str, Any],
           seed: int) -> float:
     """Train ``model`` in place for ``settings["epochs"]`` epochs; return the last epoch's mean
-    loss. Batch order comes from a generator seeded with ``seed``. Raises
+    loss. A model that returns ``(logits, aux_logits)`` in training mode (a cell model with an
+    auxiliary head) is trained on ``loss + settings["auxiliary_weight"] (0.4) * aux_loss``, and
+    a model with a ``drop_path_prob`` has it annealed linearly from 0 over the epochs.
+    Batch order comes from a generator seeded with ``seed``. Raises
     :class:`NonFiniteLoss` as soon as the loss is NaN or infinite."""
     s = {**DEFAULT_TRAINING, **settings}
     optimizer = _optimizer(model, s)
@@ -92,14 +96,25 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
                  if s["schedule"] == "cosine" else None)
     generator = torch.Generator().manual_seed(seed)
+    aux_weight = float(s["auxiliary_weight"])
+    drop_path = getattr(model, "drop_path_prob", None)
     epoch_loss = float("nan")
     for epoch in range(s["epochs"]):
         model.train()
+        if drop_path:  # anneal linearly from 0 to the model's rate, as in DARTS / NASNet
+            model.drop_path_prob = drop_path * epoch / s["epochs"]
         order = torch.randperm(len(y), generator=generator)
-        running = 0.0
+        running, seen = 0.0, 0
         for i in range(0, len(y), s["batch_size"]):
             idx = order[i:i + s["batch_size"]]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if len(idx) == 1 < len(y):  # batch norm needs two examples: skip a last single one
+                continue
+            out = model(x[idx])
+            if isinstance(out, tuple):  # (logits, aux_logits): a cell model's auxiliary head
+                loss = (nn.functional.cross_entropy(out[0], y[idx]) + aux_weight
+                        * nn.functional.cross_entropy(out[1], y[idx]))
+            else:
+                loss = nn.functional.cross_entropy(out, y[idx])
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss became {loss.item()} in epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -108,7 +123,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
             if scheduler is not None:
                 scheduler.step()
             running += loss.item() * len(idx)
-        epoch_loss = running / len(y)
+            seen += len(idx)
+        epoch_loss = running / seen
+    if drop_path:
+        model.drop_path_prob = drop_path
     return epoch_loss
 
 
