@@ -3,29 +3,49 @@
     pool.submit(task)            # a free slot starts it (raises if none is free)
     pool.wait(timeout) -> [...]  # finished results; blocks until at least one or timeout
     pool.free                    # slots free now
+    pool.slots                   # slots in all
     pool.close()
 
+and, for progress displays, ``pool.running`` (evaluations in progress), ``pool.busy_seconds``
+(evaluation time so far, summed over slots, including the running ones),
+``pool.utilization`` (busy time over wall time times slots since the pool started) and
+``pool.stats()`` (all of these plus restarts, retries, timeouts; per worker for the local pool).
+
 ``SerialPool`` runs each task in this process when ``wait`` is called. ``LocalPool`` keeps one
-spawned ``multiprocess`` worker per slot, started once per run and reused. Each worker gets its
-own task queue, so the pool always knows which task is where: a worker that dies is replaced and
-its task comes back as a ``crashed`` result instead of hanging the run.
+spawned ``multiprocess`` worker per slot, started once per run and reused; ``DaskPool``
+(``evolution.pool_dask``) sends tasks to a Dask cluster. Every failure comes back as a result,
+never as a crashed or hung run:
+
+- an exception, a NaN or infinite loss, ``MemoryError`` or CUDA out-of-memory in the
+  evaluation: ``failed``, with the traceback (the worker itself goes on);
+- an evaluation longer than ``timeout`` seconds: ``timeout``; its worker is killed and replaced;
+- a worker that dies (SIGKILL, segfault, the OOM killer): it is noticed at once (the parent
+  waits on every worker's pipe *and* process sentinel), replaced, and the evaluation is run
+  again with the same seed up to ``max_retries`` times, then comes back ``crashed``.
+
+A worker that exits by itself before it is ready (an import error; a script without an
+``if __name__ == "__main__":`` guard) is a :class:`PoolError`: no evaluation could ever run.
+The standard ``multiprocessing.Pool`` is not used: it hangs when a worker dies.
 """
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Union
 
-from evolution.worker import evaluate_task
+from evolution.worker import evaluate_task, serve
 from genome.errors import EvonasError
 
 log = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.5
+_HEARTBEAT_SECONDS = 5.0  # longest wait between two looks at the workers; deaths wake us sooner
+_STARTUP_DEATHS = 3       # a slot whose worker dies this often in a row before it is ready
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class PoolError(EvonasError):
@@ -38,6 +58,12 @@ class Pool(Protocol):
     @property
     def free(self) -> int: ...
 
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def busy_seconds(self) -> float: ...
+
     def submit(self, task: dict[str, Any]) -> None: ...
 
     def wait(self, timeout: float | None = None) -> list[dict[str, Any]]: ...
@@ -47,11 +73,12 @@ class Pool(Protocol):
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads for torch (and BLAS/OpenMP libraries started later)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     import torch
 
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     if torch.get_num_interop_threads() != 1:
         try:
             torch.set_num_interop_threads(1)
@@ -59,18 +86,133 @@ def set_threads(threads: int) -> None:
             pass
 
 
-class SerialPool:
-    """One slot, in this process: ``wait`` runs the submitted task and returns its result."""
+# ----------------------------------------------------------------------------------- devices
+@dataclass(frozen=True)
+class Slot:
+    """One place an evaluation runs: ``device`` as the config names it (``cpu``, ``cuda:1``)
+    and the environment its worker process starts with (``CUDA_VISIBLE_DEVICES``)."""
 
-    def __init__(self, threads: int = 1, evaluate: Callable[[dict], dict] = evaluate_task):
+    device: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def worker_device(self) -> str:
+        """The device inside the worker: a GPU worker sees only its GPU, as ``cuda:0``."""
+        return "cpu" if self.device == "cpu" else "cuda:0"
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA GPUs this process may use, as the values a child's ``CUDA_VISIBLE_DEVICES``
+    takes (index ``i`` is ``cuda:i`` here). Counted through NVML by
+    ``torch.cuda.device_count()``, which does not initialise CUDA or create a context in this
+    process; a torch built without CUDA finds none."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count <= 0:
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(i) for i in range(count)]
+    return [v.strip() for v in visible.split(",") if v.strip()][:count]
+
+
+def resolve_slots(devices: Union[str, Sequence[str]], workers: int,
+                  slots_per_gpu: int = 1) -> list[Slot]:
+    """The slots of ``pool.devices``: ``auto`` is every visible GPU (``slots_per_gpu`` slots
+    each), or ``workers`` CPU slots when there is none; ``cpu`` is ``workers`` CPU slots whose
+    workers see no GPU; a list ``[cuda:0, ...]`` is those GPUs, which must exist."""
+    if devices == "cpu":
+        return [Slot("cpu", {"CUDA_VISIBLE_DEVICES": ""}) for _ in range(workers)]
+    gpus = visible_gpus()
+    if devices == "auto":
+        if not gpus:
+            return [Slot("cpu") for _ in range(workers)]
+        devices = [f"cuda:{i}" for i in range(len(gpus))]
+    wanted = [int(str(d).partition(":")[2]) for d in devices]
+    missing = [f"cuda:{i}" for i in wanted if i >= len(gpus)]
+    if missing:
+        import torch
+
+        if not gpus:
+            why = ("this torch is built without CUDA" if not torch.backends.cuda.is_built()
+                   else "torch.cuda.device_count() is 0")
+            seen = "this machine has no CUDA GPU visible to evonas"
+        else:
+            why = f"torch.cuda.device_count() is {len(gpus)}"
+            seen = f"only cuda:0..cuda:{len(gpus) - 1} are visible"
+        if "CUDA_VISIBLE_DEVICES" in os.environ:
+            why += f", CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}"
+        raise PoolError(f"pool.devices names {', '.join(missing)}, but {seen} ({why}). Use "
+                        f"pool.devices: auto (every GPU there is, else CPU workers) or cpu.")
+    return [Slot(f"cuda:{i}", {"CUDA_VISIBLE_DEVICES": gpus[i]})
+            for i in wanted for _ in range(slots_per_gpu)]
+
+
+@contextmanager
+def _environ(changes: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` while a child process is started (a spawned child
+    inherits it before any of its own code, or torch, runs)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _exit_text(code: Optional[int]) -> str:
+    """``exit code -9 (SIGKILL)`` for a process that ended with ``code``."""
+    if code is not None and code < 0:
+        try:
+            return f"exit code {code} ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+# ------------------------------------------------------------------------------------ serial
+class SerialPool:
+    """One slot, in this process: ``wait`` runs the submitted task and returns its result.
+    ``device`` is passed to the evaluation as ``task["device"]``."""
+
+    def __init__(self, threads: int = 1, evaluate: Callable[[dict], dict] = evaluate_task,
+                 device: str = "cpu"):
         self.slots = 1
+        self.device = device
         self._evaluate = evaluate
         self._queue: deque[dict[str, Any]] = deque()
+        self._created = time.monotonic()
+        self._busy = 0.0
+        self.completed = 0
         set_threads(threads)
 
     @property
     def free(self) -> int:
         return self.slots - len(self._queue)
+
+    @property
+    def running(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy_seconds(self) -> float:
+        return self._busy
+
+    @property
+    def utilization(self) -> float:
+        return _utilization(self._busy, self._created, self.slots)
+
+    def stats(self) -> dict[str, Any]:
+        return {"slots": self.slots, "running": self.running, "completed": self.completed,
+                "busy_seconds": self._busy, "utilization": self.utilization}
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Always ready."""
 
     def submit(self, task: dict[str, Any]) -> None:
         if not self.free:
@@ -80,7 +222,10 @@ class SerialPool:
     def wait(self, timeout: float | None = None) -> list[dict[str, Any]]:
         if not self._queue:
             return []
-        result = self._evaluate(self._queue.popleft())
+        start = time.monotonic()
+        result = self._evaluate({**self._queue.popleft(), "device": self.device})
+        self._busy += time.monotonic() - start
+        self.completed += 1
         result["worker"] = 0
         return [result]
 
@@ -94,121 +239,347 @@ class SerialPool:
         self.close()
 
 
-def _worker_main(worker_id: int, threads: int, tasks: Any, results: Any) -> None:
-    """Loop of one spawned worker: say it is ready, then take a task, evaluate it, put the
-    result, until ``None`` comes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    set_threads(threads)
-    results.put({"ready": worker_id})
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        result = evaluate_task(task)
-        result["worker"] = worker_id
-        result["pid"] = os.getpid()
-        results.put(result)
+def _utilization(busy: float, created: float, slots: int) -> float:
+    elapsed = time.monotonic() - created
+    return busy / (elapsed * slots) if elapsed > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------- local
+@dataclass
+class _Job:
+    """A task and what happened to it so far."""
+
+    task: dict[str, Any]
+    attempts: int = 0                 # workers it was given to
+    started: Optional[float] = None   # monotonic time the current attempt started
+    failures: list[str] = field(default_factory=list)   # why earlier attempts ended
 
 
 class _Worker:
-    def __init__(self, ctx: Any, worker_id: int, threads: int, results: Any):
-        self.id = worker_id
-        self.tasks = ctx.Queue()
-        self.process = ctx.Process(target=_worker_main, name=f"evonas-worker-{worker_id}",
-                                   args=(worker_id, threads, self.tasks, results), daemon=True)
-        self.process.start()
-        self.task: dict[str, Any] | None = None
+    """One spawned worker process, its pipe, and the job it holds."""
+
+    def __init__(self, ctx: Any, worker_id: int, slot: Slot, threads: int,
+                 memory_limit_mb: Optional[int]):
+        self.id, self.slot = worker_id, slot
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=serve, name=f"evonas-worker-{worker_id}", daemon=True,
+            args=(child, worker_id, threads, slot.worker_device, memory_limit_mb))
+        with _environ({**{name: str(threads) for name in _THREAD_VARIABLES}, **slot.env}):
+            self.process.start()
+        child.close()  # the child holds its end; ours closing lets either side see EOF
+        self.pid = self.process.pid
         self.ready = False
+        self.job: Optional[_Job] = None
+        self.done = 0  # evaluations finished
+        self.busy = 0.0
+
+    def give(self, job: _Job) -> None:
+        self.job = job
+        job.attempts += 1
+        job.started = None
+        try:
+            self.conn.send(job.task)
+        except OSError:  # it died meanwhile: noticed on the next look, the job moves on
+            pass
 
 
 class LocalPool:
-    """``workers`` spawned processes on this machine, each with ``threads`` torch threads."""
+    """Spawned worker processes on this machine, one per slot, started once and reused.
 
-    def __init__(self, workers: int, threads: int = 1):
+    ``workers`` CPU slots with ``threads`` torch threads each, or the given ``slots`` (see
+    :func:`resolve_slots`; a GPU slot's worker starts with ``CUDA_VISIBLE_DEVICES`` set to its
+    GPU and evaluates on ``cuda:0``). ``timeout``: seconds an evaluation may run before its
+    worker is killed (``timeout`` result). ``max_retries``: re-runs of an evaluation whose
+    worker died (default 0 here; the config's default is 1). ``max_tasks_per_worker``: a
+    worker is replaced after that many evaluations. ``memory_limit_mb``: ``RLIMIT_DATA`` of
+    each worker.
+    """
+
+    def __init__(self, workers: int = 1, threads: int = 1, *,
+                 slots: Optional[Sequence[Slot]] = None, timeout: Optional[float] = None,
+                 max_retries: int = 0, max_tasks_per_worker: Optional[int] = None,
+                 memory_limit_mb: Optional[int] = None):
         import multiprocess
 
-        self.slots = workers
-        self._threads = threads
+        self._slots = list(slots) if slots is not None else [Slot("cpu")] * workers
+        self.slots = len(self._slots)
+        self.threads = threads
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_tasks_per_worker = max_tasks_per_worker
+        self.memory_limit_mb = memory_limit_mb
         self._ctx = multiprocess.get_context("spawn")
-        self._results = self._ctx.Queue()
-        self._workers = [_Worker(self._ctx, i, threads, self._results) for i in range(workers)]
-        log.info("started %d local workers with %d torch thread(s) each", workers, threads)
+        self._created = time.monotonic()
+        self._busy = 0.0
+        self._retired: list[Any] = []  # recycled processes on their way out
+        self._pending: list[dict[str, Any]] = []  # results seen by wait_ready
+        self._startup_deaths = [0] * self.slots
+        self._closed = False
+        self.completed = self.restarts = self.retries = self.timeouts = self.recycled = 0
+        self._workers = [self._start(i) for i in range(self.slots)]
+        devices = sorted({s.device for s in self._slots})
+        log.info("started %d local workers on %s with %d torch thread(s) each", self.slots,
+                 ", ".join(devices), threads)
 
+    def _start(self, worker_id: int) -> _Worker:
+        return _Worker(self._ctx, worker_id, self._slots[worker_id], self.threads,
+                       self.memory_limit_mb)
+
+    # ------------------------------------------------------------------ the interface
     @property
     def free(self) -> int:
-        return sum(w.task is None for w in self._workers)
+        return sum(w.job is None for w in self._workers)
+
+    @property
+    def running(self) -> int:
+        return sum(w.job is not None for w in self._workers)
+
+    @property
+    def busy_seconds(self) -> float:
+        now = time.monotonic()
+        return self._busy + sum(now - w.job.started for w in self._workers
+                                if w.job is not None and w.job.started is not None)
+
+    @property
+    def utilization(self) -> float:
+        return _utilization(self.busy_seconds, self._created, self.slots)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for a progress display, and one entry per worker (slot)."""
+        now = time.monotonic()
+        return {
+            "slots": self.slots, "running": self.running, "completed": self.completed,
+            "busy_seconds": self.busy_seconds, "utilization": self.utilization,
+            "restarts": self.restarts, "retries": self.retries, "timeouts": self.timeouts,
+            "recycled": self.recycled,
+            "workers": [{"worker": w.id, "pid": w.pid, "device": w.slot.device,
+                         "ready": w.ready, "done": w.done, "busy_seconds": w.busy,
+                         "index": w.job.task["index"] if w.job else None,
+                         "running_seconds": (now - w.job.started
+                                             if w.job and w.job.started else 0.0)}
+                        for w in self._workers]}
 
     def submit(self, task: dict[str, Any]) -> None:
-        worker = next((w for w in self._workers if w.task is None), None)
+        worker = next((w for w in self._workers if w.job is None), None)
         if worker is None:
             raise RuntimeError("LocalPool.submit called with no free slot")
-        worker.task = task
-        worker.tasks.put(task)
+        if not worker.process.is_alive():  # died while idle: replace it first
+            self._died(worker)
+            worker = self._workers[worker.id]
+        worker.give(_Job(task))
 
     def wait(self, timeout: float | None = None) -> list[dict[str, Any]]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while any(w.task is not None for w in self._workers):
-            try:
-                result = self._results.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                crashed = self._reap_dead()
-                if crashed:
-                    return crashed
-                if deadline is not None and time.monotonic() >= deadline:
-                    return []
-                continue
-            done = self._receive(result)
-            while True:  # collect whatever else finished meanwhile
-                try:
-                    done += self._receive(self._results.get_nowait())
-                except queue.Empty:
-                    break
+        """Results of finished evaluations: blocks until there is at least one, or ``timeout``
+        seconds passed (then ``[]``); ``[]`` at once when nothing is running."""
+        end = None if timeout is None else time.monotonic() + timeout
+        if self._pending:
+            done, self._pending = self._pending, []
+            return done
+        while self.running:
+            done = self._look(end)
             if done:
                 return done
+            if end is not None and time.monotonic() >= end:
+                break
         return []
 
-    def _receive(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        if "ready" in message:
-            self._workers[message["ready"]].ready = True
-            return []
-        self._workers[message["worker"]].task = None
-        return [message]
+    def wait_ready(self, timeout: Optional[float] = None) -> None:
+        """Block until every worker has started (imported torch) and said so; benchmarks use
+        it to time evaluations without the start-up. Raises :class:`PoolError` on timeout
+        or when workers cannot start."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not all(w.ready for w in self._workers):
+            if end is not None and time.monotonic() >= end:
+                raise PoolError(f"local workers not ready after {timeout} s")
+            self._pending += self._look(end)
 
-    def _reap_dead(self) -> list[dict[str, Any]]:
-        """Replace workers that died; their tasks come back as ``crashed`` results."""
-        crashed = []
-        for i, worker in enumerate(self._workers):
-            if worker.task is None or worker.process.is_alive():
-                continue
-            code = worker.process.exitcode
-            if not worker.ready and code is not None and code >= 0:  # exited, not killed
+    # ------------------------------------------------------------------ the machinery
+    def _look(self, end: Optional[float]) -> list[dict[str, Any]]:
+        """Sleep until a worker says something or dies, the next evaluation deadline, or
+        ``end``; then handle whatever happened."""
+        from multiprocess.connection import wait as wait_any
+
+        now = time.monotonic()
+        limit = _HEARTBEAT_SECONDS if end is None else min(_HEARTBEAT_SECONDS, end - now)
+        if self.timeout is not None:
+            for w in self._workers:
+                if w.job is not None and w.job.started is not None:
+                    limit = min(limit, w.job.started + self.timeout - now)
+        handles = [h for w in self._workers for h in (w.conn, w.process.sentinel)]
+        wait_any(handles, timeout=max(0.0, limit))
+        done: list[dict[str, Any]] = []
+        for w in list(self._workers):
+            done += self._drain(w)
+            if self._workers[w.id] is w and not w.process.is_alive():
+                done += self._died(w)
+        done += self._expire()
+        for process in [p for p in self._retired if not p.is_alive()]:
+            process.join()
+            self._retired.remove(process)
+        return done
+
+    def _drain(self, w: _Worker) -> list[dict[str, Any]]:
+        done = []
+        while True:
+            try:
+                if not w.conn.poll():
+                    break
+                message = w.conn.recv()
+            except (EOFError, OSError):  # it died; its sentinel tells the rest
+                break
+            done += self._receive(w, message)
+            if self._workers[w.id] is not w:  # recycled after that result
+                break
+        return done
+
+    def _receive(self, w: _Worker, message: tuple[str, Any]) -> list[dict[str, Any]]:
+        kind, body = message
+        if kind == "ready":
+            w.ready = True
+            self._startup_deaths[w.id] = 0
+            limit = self.memory_limit_mb
+            if limit is not None and body["memory_mb"] >= limit:
                 raise PoolError(
-                    f"worker process {worker.id} exited with code {code} before it could take "
+                    f"pool.memory_limit_mb is {limit} MB, but a worker already holds "
+                    f"{body['memory_mb']:.0f} MB of data after importing torch, before any "
+                    f"evaluation; raise the limit well above that")
+            return []
+        job = w.job
+        if kind == "started":
+            job.started = time.monotonic()
+            return []
+        result = body
+        w.job = None
+        w.done += 1
+        seconds = result["finished"] - result["started"]
+        w.busy += seconds
+        self._busy += seconds
+        self.completed += 1
+        result["attempts"] = job.attempts
+        if job.failures:
+            result["retried"] = job.failures
+        if self.max_tasks_per_worker is not None and w.done >= self.max_tasks_per_worker:
+            self._recycle(w)
+        return [result]
+
+    def _recycle(self, w: _Worker) -> None:
+        """Replace an idle worker that did its share: it gets ``None`` and exits by itself."""
+        try:
+            w.conn.send(None)
+        except OSError:
+            pass
+        w.conn.close()
+        self._retired.append(w.process)
+        self._workers[w.id] = self._start(w.id)
+        self.recycled += 1
+        log.debug("worker %d (pid %s) retired after %d evaluations", w.id, w.pid, w.done)
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.conn.close()
+        w.process.join(timeout=1)
+        new = self._workers[w.id] = self._start(w.id)
+        self.restarts += 1
+        return new
+
+    def _died(self, w: _Worker) -> list[dict[str, Any]]:
+        """``w`` is dead: replace it and run its job again, or give the job back ``crashed``."""
+        code = w.process.exitcode
+        how = _exit_text(code)
+        if not w.ready:
+            if code is not None and code >= 0:  # exited by itself: it can never take work
+                raise PoolError(
+                    f"worker process {w.id} exited with code {code} before it could take "
                     f"work; its error output is above. A script that starts a run must guard it "
                     f"with `if __name__ == \"__main__\":` (workers are spawned processes).")
-            log.warning("worker %d (pid %s) died with exit code %s during evaluation %s; "
-                        "starting a new one", worker.id, worker.process.pid, code,
-                        worker.task["index"])
-            now = time.time()
-            crashed.append({"index": worker.task["index"], "status": "crashed", "fitness": None,
-                            "metrics": {}, "worker": worker.id, "pid": worker.process.pid,
-                            "message": f"worker process died with exit code {code}",
-                            "started": now, "finished": now})
-            self._workers[i] = _Worker(self._ctx, worker.id, self._threads, self._results)
-        return crashed
+            self._startup_deaths[w.id] += 1
+            if self._startup_deaths[w.id] >= _STARTUP_DEATHS:
+                raise PoolError(f"worker process {w.id} died {_STARTUP_DEATHS} times in a row "
+                                f"before it was ready (last: {how}); is the machine out of "
+                                f"memory, or pool.memory_limit_mb too low?")
+        job = w.job
+        new = self._replace(w)
+        if job is None:
+            log.warning("idle worker %d (pid %s) died with %s; started a new one", w.id, w.pid,
+                        how)
+            return []
+        seconds = time.monotonic() - job.started if job.started is not None else 0.0
+        self._busy += seconds
+        w.busy += seconds
+        index = job.task["index"]
+        job.failures.append(f"attempt {job.attempts}: worker process {w.pid} died with {how}")
+        if job.attempts <= self.max_retries:
+            log.warning("worker %d (pid %s) died with %s during evaluation %s; running it "
+                        "again on a new worker (attempt %d of %d)", w.id, w.pid, how, index,
+                        job.attempts + 1, self.max_retries + 1)
+            self.retries += 1
+            new.give(job)
+            return []
+        log.warning("worker %d (pid %s) died with %s during evaluation %s; recorded as "
+                    "crashed after %d attempt(s)", w.id, w.pid, how, index, job.attempts)
+        self.completed += 1
+        now = time.time()
+        message = f"worker process died with {how}"
+        if job.attempts > 1:
+            message += f" on each of {job.attempts} attempts"
+        result = {"index": index, "status": "crashed", "fitness": None, "metrics": {},
+                  "worker": w.id, "pid": w.pid, "message": message, "attempts": job.attempts,
+                  "device": w.slot.worker_device, "started": now - seconds, "finished": now}
+        if len(job.failures) > 1:
+            result["retried"] = job.failures[:-1]
+        return [result]
+
+    def _expire(self) -> list[dict[str, Any]]:
+        """Kill and replace workers whose evaluation ran past ``timeout``."""
+        if self.timeout is None:
+            return []
+        done = []
+        now = time.monotonic()
+        for w in list(self._workers):
+            job = w.job
+            if job is None or job.started is None or now - job.started < self.timeout:
+                continue
+            w.process.kill()
+            w.process.join(timeout=5)
+            self._replace(w)
+            seconds = now - job.started
+            self._busy += seconds
+            w.busy += seconds
+            self.timeouts += 1
+            self.completed += 1
+            log.warning("evaluation %s ran longer than pool.timeout (%g s): killed worker %d "
+                        "(pid %s) and started a new one", job.task["index"], self.timeout,
+                        w.id, w.pid)
+            wall = time.time()
+            done.append({"index": job.task["index"], "status": "timeout", "fitness": None,
+                         "metrics": {}, "worker": w.id, "pid": w.pid,
+                         "message": f"evaluation ran longer than pool.timeout ({self.timeout:g} "
+                                    f"s); its worker process was killed and replaced",
+                         "attempts": job.attempts, "device": w.slot.worker_device,
+                         "started": wall - seconds, "finished": wall})
+        return done
 
     def close(self) -> None:
-        """Stop every worker: idle ones finish cleanly, busy ones are terminated now."""
-        for worker in self._workers:
-            if worker.task is not None:
-                worker.process.terminate()
-            elif worker.process.is_alive():
-                worker.tasks.put(None)
-        for worker in self._workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join(timeout=5)
+        """Stop every worker: idle ones finish cleanly, busy or starting ones are terminated
+        now. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._workers:
+            if w.job is not None or not w.ready:
+                w.process.terminate()
+            else:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        for process in [w.process for w in self._workers] + self._retired:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        for w in self._workers:
+            w.conn.close()
 
     def __enter__(self) -> "LocalPool":
         return self
@@ -218,8 +589,20 @@ class LocalPool:
 
 
 def make_pool(config: Any, workers: int | None = None) -> Pool:
-    """The pool named by ``config.pool``; ``workers`` overrides ``config.pool.workers``."""
+    """The pool named by ``config.pool``; ``workers`` overrides ``config.pool.workers`` (the
+    number of CPU workers; GPU slots come from ``pool.devices`` and ``pool.slots_per_gpu``)."""
     pool = config.pool
+    if pool.backend == "dask":
+        from evolution.pool_dask import DaskPool
+
+        return DaskPool.from_config(pool, workers)
+    slots = resolve_slots(pool.devices, workers or pool.workers, pool.slots_per_gpu)
+    if workers is not None and slots[0].device != "cpu":
+        log.warning("%d worker(s) asked for, but pool.devices gives %d GPU slot(s); using "
+                    "the GPU slots", workers, len(slots))
     if pool.backend == "serial":
-        return SerialPool(pool.threads_per_worker)
-    return LocalPool(workers or pool.workers, pool.threads_per_worker)
+        return SerialPool(pool.threads_per_worker, device=slots[0].device)
+    return LocalPool(threads=pool.threads_per_worker, slots=slots, timeout=pool.timeout,
+                     max_retries=pool.max_retries,
+                     max_tasks_per_worker=pool.max_tasks_per_worker,
+                     memory_limit_mb=pool.memory_limit_mb)

@@ -1,13 +1,21 @@
 """What a worker does with one task: plain dict in, plain dict out, never raises.
 
 A task is ``{"index", "seed", "genome", "space", "data", "training", "evaluator", "objective"}``
-(all JSON values); the result is ``{"index", "status", "fitness", "metrics", "message",
-"started", "finished"}`` plus ``traceback`` for a failure. Status is ``ok`` or ``failed``; the
-pool adds ``crashed``. Without an evaluator the built-in trainer scores the genome.
+(all JSON values), plus ``device`` (``"cpu"`` or ``"cuda:0"``: the device the evaluation must
+use *inside* this worker, whose ``CUDA_VISIBLE_DEVICES`` holds only its own GPU) when a pool
+sets it. The result is ``{"index", "status", "fitness", "metrics", "message", "started",
+"finished"}`` plus ``traceback`` for a failure. Status is ``ok`` or ``failed``; the pools add
+``timeout`` and ``crashed``. Without an evaluator the built-in trainer scores the genome.
+
+:func:`serve` is the loop of one local worker process (see ``evolution.pool.LocalPool``).
 """
 from __future__ import annotations
 
+import gc
 import logging
+import os
+import signal
+import sys
 import time
 import traceback
 from typing import Any, Mapping
@@ -17,9 +25,10 @@ log = logging.getLogger(__name__)
 
 def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
     """What a user evaluator receives besides the genome: the evaluation settings, the
-    evaluation's seed and index, and the search space's decoder settings."""
+    evaluation's seed and index, the search space's decoder settings, and the device it
+    should use (``"cpu"``, or ``"cuda:0"`` in a GPU worker)."""
     return {**task["training"], "seed": task["seed"], "index": task["index"],
-            "space": task["space"]}
+            "space": task["space"], "device": task.get("device", "cpu")}
 
 
 def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,16 +43,37 @@ def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
     from training import load_dataset, score
 
     metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["training"],
-                       task["seed"])
+                       task["seed"], device=task.get("device", "cpu"))
     return metrics
 
 
+def _is_cuda_oom(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return oom is not None and isinstance(exc, oom)
+
+
+def _release_memory(cuda: bool) -> None:
+    """Drop what a failed evaluation left behind; after a CUDA out-of-memory error also
+    return the caching allocator's blocks to the GPU, so the next evaluation starts clean."""
+    gc.collect()
+    if cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 def evaluate_task(task: Mapping[str, Any]) -> dict[str, Any]:
-    """Evaluate ``task["genome"]``; any exception becomes a ``failed`` result."""
+    """Evaluate ``task["genome"]``; any exception becomes a ``failed`` result.
+
+    ``MemoryError`` (for example from ``pool.memory_limit_mb``) and CUDA out-of-memory are
+    ``failed`` too; after either the worker collects garbage (and empties the CUDA cache), so
+    it can take the next task."""
     from genome.errors import EvonasError
 
     result: dict[str, Any] = {"index": task["index"], "status": "ok", "fitness": None,
                               "metrics": {}, "message": "", "started": time.time()}
+    release = None
     try:
         result["metrics"] = _metrics(task)
         result["fitness"] = result["metrics"][task.get("objective", "val_accuracy")]
@@ -53,5 +83,77 @@ def evaluate_task(task: Mapping[str, Any]) -> dict[str, Any]:
         log.debug("evaluation %s failed", task["index"], exc_info=True)
         result.update(status="failed", fitness=None, message=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc())
+        if isinstance(exc, MemoryError) or _is_cuda_oom(exc):
+            release = _is_cuda_oom(exc)
+            result["out_of_memory"] = "cuda" if release else "host"
+    if release is not None:  # outside the except block: the traceback's frames are gone
+        _release_memory(cuda=release)
     result["finished"] = time.time()
     return result
+
+
+def where(device: str) -> dict[str, Any]:
+    """What a result says about where it ran: ``device`` as the evaluation saw it, and for a
+    GPU the worker's ``CUDA_VISIBLE_DEVICES`` (the machine's GPU id)."""
+    out: dict[str, Any] = {"device": device}
+    if device != "cpu":
+        out["gpu"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return out
+
+
+def data_megabytes() -> float:
+    """This process's data segment (heap and private anonymous mappings), the size that
+    ``RLIMIT_DATA`` bounds, in MiB (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's data segment at ``megabytes`` MiB (``RLIMIT_DATA``): a larger
+    allocation fails with ``MemoryError`` (or torch's "can't allocate memory") instead of
+    pushing the machine into swap or the OOM killer. ``RLIMIT_DATA`` rather than
+    ``RLIMIT_AS``: CUDA reserves far more address space than it uses, which ``RLIMIT_AS``
+    would refuse, while reserved (not writable) mappings do not count towards data."""
+    import resource
+
+    limit = megabytes * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def serve(conn: Any, worker_id: int, threads: int, device: str,
+          memory_limit_mb: int | None) -> None:
+    """The loop of one local worker process.
+
+    Sends ``("ready", {"pid", "memory_mb"})``; then for every task ``("started", index)``,
+    evaluates it on ``device`` and sends ``("result", result)`` with ``worker``, ``pid`` and
+    ``device`` added; ``None`` (or the parent going away) ends it. Ctrl-C is the parent's to handle: the worker
+    ignores SIGINT and the parent stops it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from evolution.pool import set_threads
+
+    set_threads(threads)
+    memory = data_megabytes()  # after importing torch: what a worker holds before any task
+    if memory_limit_mb is not None:
+        limit_memory(memory_limit_mb)
+    try:
+        conn.send(("ready", {"pid": os.getpid(), "memory_mb": memory}))
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            conn.send(("started", task["index"]))
+            result = evaluate_task({**task, "device": device})
+            result.update(worker=worker_id, pid=os.getpid(), **where(device))
+            conn.send(("result", result))
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent is gone
+        return
