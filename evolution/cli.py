@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Any, Optional, Sequence
 
@@ -38,7 +39,8 @@ class ProgressPrinter:
             if self.bar is not None:
                 self.bar.update(1)
                 self.bar.set_postfix(best=_fmt(event["best"]), failed=event["failures"],
-                                     refresh=False)
+                                     running=event.get("running"),
+                                     busy=f"{event.get('utilization', 0):.0%}", refresh=False)
         elif kind in ("generation", "window"):
             # generation: that generation's statistics; window (aging, random): the current
             # population's (aging) or all results' (random), after that many evaluations
@@ -98,23 +100,91 @@ def _print_summary(summary: Any) -> None:
         print(f"{label:<{width}}  {value}")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from evolution import load_config, run
-
-    config = load_config(args.config)
+def _search(start: Any) -> int:
+    """Run ``start(progress)`` (a new or resumed search) with progress output, then print the
+    summary; Ctrl-C stops the workers and says how to continue."""
     printer = ProgressPrinter()
     try:
-        summary = run(config, name=args.name, workers=args.workers, progress=printer)
+        summary = start(printer)
     except KeyboardInterrupt:
         printer.close()
-        where = f" in {printer.run_dir}" if printer.run_dir else ""
-        print(f"\nevonas: interrupted; workers stopped. The journal so far is kept{where}.",
-              file=sys.stderr)
+        where = printer.run_dir or "the run directory"
+        print(f"\nevonas: interrupted; workers stopped, the journal is kept. Continue with:\n"
+              f"  evonas resume {where}", file=sys.stderr)
         return 130
     finally:
         printer.close()
     _print_summary(summary)
     return 0 if summary.best is not None else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evolution import load_config, run
+
+    config = load_config(args.config)
+    return _search(lambda progress: run(config, name=args.name, workers=args.workers,
+                                        progress=progress, resume=args.resume))
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from evolution import resume
+
+    extend = args.generations if args.generations is not None else (
+        args.cycles if args.cycles is not None else args.evaluations)
+    return _search(lambda progress: resume(args.run_dir, extend=extend, workers=args.workers,
+                                           progress=progress))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from evolution.status import run_status
+
+    st = run_status(args.run_dir)
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(st["statuses"].items())) or "none"
+    print(f"run directory  {st['run_dir']}\n"
+          f"state          {st['state']}\n"
+          f"progress       {st['completed']}/{st['budget']} evaluations ({st['strategy']}), "
+          f"{st['in_flight']} in flight, {st['cache_hits']} cache hits\n"
+          f"results        {statuses}\n"
+          f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s)")
+    if st["test_accuracy"] is not None:
+        print(f"test accuracy  {_fmt(st['test_accuracy'])} (best genome, retrained)")
+    if st["best"]:
+        print(f"\n{'rank':>4} {'index':>6} {'fitness':>8} {'params':>10}  genome")
+        for rank, b in enumerate(st["best"], 1):
+            params = f"{b['params']:,}" if b["params"] is not None else "-"
+            print(f"{rank:>4} {b['index']:>6} {_fmt(b['fitness']):>8} {params:>10}  "
+                  f"{b['genome']}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from evolution.export import export_genome, export_run
+
+    if args.genome is not None:
+        if args.run_dir or not (args.config and args.out):
+            parser.error("export --genome needs --config and --out, and no RUN_DIR")
+        print(export_genome(args.genome, args.config, args.out, formats=args.formats))
+        return 0
+    if not args.run_dir or args.config or args.out:
+        parser.error("export needs a RUN_DIR, or --genome with --config and --out")
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "export_train":
+            print(f"training rank {event.get('rank', '?')}: {event.get('genome', '')}",
+                  file=sys.stderr, flush=True)
+
+    for path in export_run(args.run_dir, top=args.top, retrain_epochs=args.retrain_epochs,
+                           formats=args.formats, progress=progress):
+        print(path)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from evolution.report import show
+
+    for path in show(args.target, args.out):
+        print(path)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,8 +198,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG", help="YAML config file, e.g. runs/digits-genetic.yaml")
     p.add_argument("--name", help="run directory name (default: the config's name, made unique)")
     p.add_argument("--workers", type=int, help="number of pool workers (overrides pool.workers)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue runs_dir/NAME if it exists (same config), else start it")
     p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("resume", help="continue a stopped run",
+                            description="Continue a stopped run where it stopped, or extend a "
+                                        "finished one.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/my-search")
+    p.add_argument("--workers", type=int, help="number of pool workers (overrides pool.workers)")
+    extend = p.add_mutually_exclusive_group()
+    extend.add_argument("--generations", type=int, metavar="N",
+                        help="genetic: set strategy.generations to N to run longer")
+    extend.add_argument("--cycles", type=int, metavar="N",
+                        help="aging: set strategy.cycles to N to run longer")
+    extend.add_argument("--evaluations", type=int, metavar="N",
+                        help="random: set strategy.evaluations to N to run longer")
+    p.set_defaults(func=_cmd_resume)
+
+    p = commands.add_parser("status", help="progress, best genomes and state of a run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_status)
+
+    p = commands.add_parser(
+        "export", help="export the best genomes as PyTorch, TorchScript and ONNX models",
+        description="Write RUN_DIR/export/<rank>/ for the best genomes of a run, or (with "
+                    "--genome) an untrained model of one genome.")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run directory")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="export the K best (1)")
+    p.add_argument("--retrain-epochs", type=int, metavar="E",
+                   help="train each from scratch on train + validation data for E epochs")
+    p.add_argument("--formats", nargs="+", default=["weights", "torchscript", "onnx"],
+                   metavar="FORMAT", help="weights, torchscript, onnx (default: all)")
+    p.add_argument("--genome", metavar="GENOME",
+                   help="a genome string or JSON file: export an untrained model of it")
+    p.add_argument("--config", metavar="CONFIG", help="with --genome: the search's config")
+    p.add_argument("--out", metavar="DIR", help="with --genome: the output folder")
+    p.set_defaults(func=lambda args, parser=p: _cmd_export(args, parser))
+
+    p = commands.add_parser(
+        "show", help="plot a run (RUN_DIR/report/) or draw a genome (PNG and DOT)",
+        description="With a run directory: write its figures and report.md into "
+                    "RUN_DIR/report/. With a genome string or JSON file: draw the "
+                    "architecture as genome.png and genome.dot.")
+    p.add_argument("target", metavar="GENOME|RUN_DIR",
+                   help="a run directory, a genome string, or a JSON file with a genome")
+    p.add_argument("--out", metavar="DIR", help="where a genome drawing goes (default: .)")
+    p.set_defaults(func=_cmd_show)
     return parser
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -137,6 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    signal.signal(signal.SIGTERM, _terminate)  # a scheduler's stop: shut down like Ctrl-C
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -11,12 +11,18 @@ from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origi
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat,
-                      StrictInt, StrictStr, Tag, ValidationError, model_validator)
+                      StrictInt, StrictStr, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from genome.cell import KNOWN_OPS, NASNET_OPS
 from genome.choice import check_choices
 from genome.errors import EvonasError, GenomeError
-from training.data import DATASETS, DEFAULT_ROOT
+
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "npz", "synthetic")
+DEFAULT_ROOT = "~/.cache/evonas/data"
+"""Data set names and download cache, as ``training.data`` knows them (a test keeps the two in
+step); spelled out here so that reading a config does not import torch."""
 
 
 class ConfigError(EvonasError):
@@ -224,15 +230,76 @@ class EvaluationConfig(_Section):
 
 
 class PoolConfig(_Section):
-    backend: Literal["serial", "local"] = "local"
-    workers: int = Field(2, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
+    """Where evaluations run and what happens when one goes wrong (see ``evolution.pool``)."""
+
+    backend: Literal["serial", "local", "dask"] = "local"
+    workers: int = Field(2, ge=1, description="CPU worker processes (local pool, LocalCluster)")
+    threads_per_worker: int = Field(1, ge=1, description="torch CPU threads in each worker")
+    devices: Union[Literal["auto", "cpu"], list[str]] = Field(
+        "auto", description="auto (every visible CUDA GPU, else CPU workers) | cpu | "
+                            "[cuda:0, cuda:1, ...]")
+    slots_per_gpu: int = Field(1, ge=1, description="evaluations at a time on each GPU")
+    max_tasks_per_worker: Optional[int] = Field(
+        None, ge=1, description="replace a worker after this many evaluations (null: never)")
+    timeout: Optional[float] = Field(None, gt=0, description="seconds one evaluation may run")
+    max_retries: int = Field(1, ge=0, description="re-runs of an evaluation whose worker died")
+    memory_limit_mb: Optional[int] = Field(None, ge=1, description="memory one worker may hold")
+    address: Optional[str] = Field(None, min_length=1,
+                                   description="Dask scheduler, e.g. tcp://10.0.0.1:8786")
+    gpu_resources: bool = Field(False, description="Dask: every task needs resource GPU=1")
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        """``auto``, ``cpu``, one GPU ``cuda:N``, or a list of distinct GPUs."""
+        import re
+
+        allowed = "allowed: auto, cpu, or GPUs like [cuda:0, cuda:1]"
+        given = value
+        if isinstance(value, str) and value not in ("auto", "cpu"):
+            value = [value]  # one GPU
+        if isinstance(value, list):
+            bad = [d for d in value if not (isinstance(d, str) and re.fullmatch(r"cuda:\d+", d))]
+            if bad or not value:
+                raise ValueError(f"pool.devices: got {given!r}; {allowed} (a list names "
+                                 f"GPUs only)")
+            if len(set(value)) != len(value):
+                raise ValueError(f"pool.devices names a GPU twice: {value}; use "
+                                 f"pool.slots_per_gpu for more evaluations per GPU")
+        elif value not in ("auto", "cpu"):
+            raise ValueError(f"pool.devices: got {value!r}; {allowed}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "PoolConfig":
+        if self.backend == "serial":  # one evaluation at a time in this process
+            for key in ("timeout", "memory_limit_mb", "max_tasks_per_worker"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"pool.{key} needs worker processes (backend local or "
+                                     f"dask); backend serial evaluates in the run's own "
+                                     f"process, which cannot be stopped or limited")
+        if self.backend != "dask":
+            for key in ("address", "gpu_resources"):
+                if getattr(self, key):
+                    raise ValueError(f"pool.{key} is for backend dask; pool.backend is "
+                                     f"{self.backend!r}")
+        else:
+            if self.max_tasks_per_worker is not None:
+                raise ValueError("pool.max_tasks_per_worker is for the local pool; Dask "
+                                 "workers are recycled with `dask worker --lifetime`")
+            if self.memory_limit_mb is not None and self.address:
+                raise ValueError("pool.memory_limit_mb cannot limit the workers of an "
+                                 "existing Dask cluster (pool.address); start them with "
+                                 "`dask worker --memory-limit`")
+        return self
 
 
 class Config(_Section):
     name: str = Field("search", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     seed: int = 0
     runs_dir: str = "runs"
+    deterministic: bool = Field(False, description="apply results in proposal order")
+    snapshot_every: int = Field(10, ge=1, description="results between snapshots")
     search: SearchConfig = BinarySearch()
     strategy: StrategyConfig = GeneticConfig()
     data: DataConfig = DataConfig()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import random
 import time
 from collections import deque
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from evolution.config import Config
-from evolution.journal import RunDirectory, atomic_write
+from evolution.config import Config, ConfigError
+from evolution.journal import (CONFIG, FORMAT, SNAPSHOT, RunDirectory, RunDirectoryError,
+                               atomic_write, read_snapshot)
 from evolution.pool import Pool, make_pool
 from evolution.strategies import WORST, Ask, make_strategy
 
@@ -94,28 +96,48 @@ def _rank(result: dict[str, Any]) -> tuple[float, float]:
     return result["fitness"], -loss if loss is not None else -math.inf
 
 
+def _compact(event: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of a result: enough to answer a later identical ask."""
+    return {k: event.get(k) for k in ("index", "status", "fitness", "metrics", "message")}
+
+
 class Search:
     """The loop over a given pool and run directory, without data loading or final training
-    (which :func:`run` adds). Tests and benchmarks drive it with a trivial evaluator."""
+    (which :func:`run` adds). Tests and benchmarks drive it with a trivial evaluator.
+
+    Live, every ask and every applied result is journalled in the order it happens, so replaying
+    the journal through a fresh strategy (same seed) rebuilds the search exactly: that is how a
+    run resumes. A snapshot (``state.json``) shortens the replay. In deterministic mode (and
+    with the serial pool) at most ``pool.workers`` evaluations are outstanding and results are
+    applied in proposal order, so the journal does not depend on timing.
+    """
 
     def __init__(self, config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str, Any],
                  progress: Optional[Progress] = None):
         self.config, self.run_dir, self.pool = config, run_dir, pool
         self.progress = progress or (lambda event: None)
-        self.strategy = make_strategy(config, random.Random(config.seed))
+        self.rng = random.Random(config.seed)
+        self.strategy = make_strategy(config, self.rng)
+        self.deterministic = config.deterministic or config.pool.backend == "serial"
+        self.window = config.pool.workers
         self.base_task = {"space": space, "data": config.data.model_dump(mode="json"),
                           "training": config.evaluation.model_dump(mode="json"),
                           "evaluator": config.evaluation.evaluator,
                           "objective": config.evaluation.objective}
         self.next_index = 0
-        self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event
-        self.running: dict[str, int] = {}                # key -> index being trained
-        self.waiting: dict[str, list[int]] = {}          # key -> indices waiting on it
+        self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event, until applied
         self.cache: dict[str, dict[str, Any]] = {}       # key -> result that trained it
-        self.ready: deque[dict[str, Any]] = deque()      # tasks to submit when a slot frees
         self.best: Optional[dict[str, Any]] = None
         self.counts = {"evaluations": 0, "trained": 0, "cache_hits": 0, "failures": 0}
+        # transient: rebuilt from ``asked`` on resume, never snapshotted
+        self.running: dict[str, int] = {}                # key -> index being trained
+        self.waiting: dict[str, list[int]] = {}          # key -> indices waiting on it
+        self.ready: deque[dict[str, Any]] = deque()      # tasks to submit when a slot frees
+        self.held: dict[int, dict[str, Any]] = {}        # deterministic: results held for order
+        self.replaying = False
+        self._since_snapshot = 0
 
+    # ------------------------------------------------------------------------------ live loop
     def loop(self) -> None:
         while not self.strategy.done:
             self._fill()
@@ -125,14 +147,22 @@ class Search:
                 raise RuntimeError("search stalled: nothing is running and the strategy asks "
                                    "for nothing")
             for result in self.pool.wait():
-                self._finish(result)
+                self._deliver(self._result_event(result["index"], result))
+            self._drain()
+        self.snapshot()
 
     def _fill(self) -> None:
-        """Submit ready tasks, then ask for new genomes, while a slot is free."""
-        while self.pool.free > 0 and not self.strategy.done:
-            if self.ready:
+        """Submit ready tasks, then ask for new genomes while a slot is free (deterministic
+        mode: while fewer than ``pool.workers`` evaluations are outstanding)."""
+        while not self.strategy.done:
+            if self.ready and self.pool.free > 0:
                 self.pool.submit(self.ready.popleft())
                 continue
+            if self.deterministic:  # never ask on timing, only on what has been applied
+                if len(self.asked) >= self.window:
+                    return
+            elif self.ready or self.pool.free <= 0:
+                return
             asks = self.strategy.ask(1)
             if not asks:
                 return
@@ -141,15 +171,20 @@ class Search:
     def _start(self, ask: Ask) -> None:
         index = self.next_index
         self.next_index += 1
-        key = ask.genome.key()
         event = {"event": "ask", "index": index, "ticket": ask.ticket,
                  "seed": derive_seed(self.config.seed, index), "genome": ask.genome.to_dict(),
-                 "key": key, "time": time.time()}
+                 "key": ask.genome.key(), "time": time.time()}
         self.asked[index] = event
         self.run_dir.append(event)
+        self._dispatch(index)
+
+    def _dispatch(self, index: int) -> None:
+        """Answer an outstanding ask from the cache, park it behind an identical one being
+        trained, or send it to the pool."""
+        key = self.asked[index]["key"]
         if key in self.cache:
-            self._record(index, self.cache[key], cache_of=self.cache[key]["index"])
-        elif key in self.running:
+            self._deliver(self._hit(index))
+        elif self.running.get(key, index) != index:
             self.waiting.setdefault(key, []).append(index)
         else:
             self._submit(index)
@@ -164,49 +199,130 @@ class Search:
         else:
             self.ready.append(task)
 
-    def _finish(self, result: dict[str, Any]) -> None:
-        key = self.asked[result["index"]]["key"]
-        del self.running[key]
-        waiting = self.waiting.pop(key, [])
-        self.counts["trained"] += 1
-        if result["status"] == "crashed":  # not the architecture's fault: train it again
-            self._record(result["index"], result)
-            if waiting:
-                self._submit(waiting[0])
-                self.waiting[key] = waiting[1:]
-            return
-        self.cache[key] = result
-        self._record(result["index"], result)
-        for index in waiting:
-            self._record(index, result, cache_of=result["index"])
+    def _hit(self, index: int) -> dict[str, Any]:
+        ask, cached = self.asked[index], self.cache[self.asked[index]["key"]]
+        return {"event": "result", "index": index, "genome": ask["genome"], "key": ask["key"],
+                "seed": ask["seed"], "status": cached["status"], "fitness": cached["fitness"],
+                "metrics": cached["metrics"], "message": cached["message"], "cached": True,
+                "cache_of": cached["index"]}
 
-    def _record(self, index: int, result: dict[str, Any], cache_of: Optional[int] = None) -> None:
+    def _result_event(self, index: int, result: dict[str, Any]) -> dict[str, Any]:
         ask = self.asked[index]
         event = {"event": "result", "index": index, "genome": ask["genome"], "key": ask["key"],
                  "seed": ask["seed"], "status": result["status"], "fitness": result["fitness"],
                  "metrics": result.get("metrics", {}), "message": result.get("message", ""),
-                 "cached": cache_of is not None}
-        if cache_of is None:
-            event.update(worker=result.get("worker"), pid=result.get("pid"),
-                         started=result.get("started"),
-                         finished=result.get("finished"),
-                         seconds=(result.get("finished") or 0) - (result.get("started") or 0))
-            if "traceback" in result:
-                event["traceback"] = result["traceback"]
+                 "cached": False, "worker": result.get("worker"), "pid": result.get("pid"),
+                 "started": result.get("started"), "finished": result.get("finished"),
+                 "seconds": (result.get("finished") or 0) - (result.get("started") or 0)}
+        for extra in ("traceback", "attempts", "retried", "device", "gpu"):
+            if extra in result:
+                event[extra] = result[extra]
+        return event
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        """Apply a result now, or (deterministic mode) hold it for :meth:`_drain`."""
+        if self.deterministic:
+            self.held[event["index"]] = event
         else:
-            event["cache_of"] = cache_of
-            self.counts["cache_hits"] += 1
-        self.run_dir.append(event)
+            self._apply(event)
+
+    def _drain(self) -> None:
+        """Deterministic mode: apply held results in proposal order, asking for new genomes
+        after each one, so the order of asks and results never depends on timing."""
+        while self.asked and min(self.asked) in self.held:
+            self._apply(self.held.pop(min(self.asked)))
+            self._fill()
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        """Journal a result, update the cache and counts, tell the strategy. Replay calls this
+        with journalled events, which are not written again."""
+        index = event["index"]
+        ask = self.asked.pop(index)
+        key = ask["key"]
+        if not self.replaying:
+            self.run_dir.append(event)
         self.counts["evaluations"] += 1
+        if event["cached"]:
+            self.counts["cache_hits"] += 1
+        else:
+            self.counts["trained"] += 1
+            if self.running.get(key) == index:
+                del self.running[key]
+            if event["status"] != "crashed":  # a crash is not the architecture's fault
+                self.cache[key] = _compact(event)
         ok = event["status"] == "ok"
         if not ok:
             self.counts["failures"] += 1
         elif self.best is None or _rank(event) > _rank(self.best):
             self.best = event
-        self.progress({**event, "best": self.best and self.best["fitness"], **self.counts})
-        for extra in self.strategy.tell(ask["ticket"], event["fitness"] if ok else WORST):
+        if not self.replaying:
+            self.progress({**event, "best": self.best and self.best["fitness"], **self.counts,
+                           "running": self.pool.running, "utilization": self.pool.utilization})
+        extras = self.strategy.tell(ask["ticket"], event["fitness"] if ok else WORST)
+        if self.replaying:
+            return
+        for extra in extras:
             self.run_dir.append({**extra, "time": time.time()})
             self.progress(extra)
+        self._since_snapshot += 1
+        if extras or self._since_snapshot >= self.config.snapshot_every:
+            self.snapshot()
+        if not event["cached"]:
+            waiting = self.waiting.pop(key, [])
+            if event["status"] == "crashed" and waiting:  # train it again for those waiting
+                self._submit(waiting[0])
+                if waiting[1:]:
+                    self.waiting[key] = waiting[1:]
+            else:
+                for other in waiting:
+                    self._deliver(self._hit(other))
+
+    # --------------------------------------------------------------------------- persistence
+    def snapshot(self) -> None:
+        """Write ``state.json``: the strategy (with its RNG), the outstanding asks, the cache
+        and counts, and how many journal lines they cover."""
+        self.run_dir.write_snapshot({
+            "lines": self.run_dir.lines, "bytes": self.run_dir.journal_size(),
+            "strategy": self.strategy.state_dict(),
+            "search": {"next_index": self.next_index, "asked": list(self.asked.values()),
+                       "cache": self.cache, "best": self.best, "counts": self.counts}})
+        self._since_snapshot = 0
+
+    def load_snapshot(self, state: dict[str, Any]) -> None:
+        self.strategy.load_state_dict(state["strategy"])
+        search = state["search"]
+        self.next_index = search["next_index"]
+        self.asked = {event["index"]: event for event in search["asked"]}
+        self.cache, self.best, self.counts = search["cache"], search["best"], search["counts"]
+
+    def replay(self, events: list[dict[str, Any]]) -> None:
+        """Re-apply journalled asks and results through the strategy. Each replayed ask must
+        propose exactly the genome the journal holds, or the run cannot be continued."""
+        self.replaying = True
+        try:
+            for event in events:
+                if event["event"] == "ask":
+                    asks = self.strategy.ask(1)
+                    if (not asks or event["index"] != self.next_index
+                            or asks[0].ticket != event["ticket"]
+                            or asks[0].genome.to_dict() != event["genome"]):
+                        raise RunDirectoryError(
+                            f"{self.run_dir.path}: replaying the journal diverges at evaluation "
+                            f"{event['index']}; the run was written by another evonas version "
+                            f"or config and cannot be continued")
+                    self.asked[self.next_index] = event
+                    self.next_index += 1
+                elif event["event"] == "result":
+                    self._apply(event)
+        finally:
+            self.replaying = False
+
+    def resume_in_flight(self) -> None:
+        """Send every outstanding ask (asked, no result yet) back out with its original seed."""
+        for index in sorted(self.asked):
+            if index in self.asked:  # a cache hit may have applied it meanwhile
+                self._dispatch(index)
+        self._drain()
 
 
 def _final_evaluation(config: Config, run_dir: RunDirectory, best: dict[str, Any],
@@ -238,43 +354,157 @@ def _final_evaluation(config: Config, run_dir: RunDirectory, best: dict[str, Any
     return metrics
 
 
-def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = None,
-        progress: Optional[Progress] = None) -> RunSummary:
-    """Run the search ``config`` describes, in a new run directory, and return its summary.
-
-    ``name`` (the CLI's ``--name``) names the run directory exactly; without it the config's
-    name is used, with ``-2``, ``-3``, ... appended when that directory is taken. ``workers``
-    overrides ``pool.workers``. ``progress`` receives every journal event as it happens.
-    """
-    from training import load_dataset
-
-    progress = progress or (lambda event: None)
-    start = time.time()
-    if name is not None:
-        config = config.replace(name=name)
+def _prepare(config: Config) -> tuple[dict[str, Any], str]:
+    """The decoder space and a description of the task; checks an evaluator, or loads (and if
+    needed downloads) the data set, so problems show before any evaluation."""
     evaluator = config.evaluation.evaluator
     if evaluator:
         space = model_space(config)
         check_evaluator(config, space)
-        task = f"evaluator {evaluator}"
+        return space, f"evaluator {evaluator}"
+    from training import load_dataset  # torch: only when the built-in trainer is used
+
+    splits = load_dataset(config.data.model_dump(mode="json"))
+    return model_space(config, splits), splits.describe()
+
+
+def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list]],
+             workers: Optional[int], progress: Optional[Progress]) -> RunSummary:
+    """Shared by :func:`run` and :func:`resume`: start the pool, open the run directory,
+    rebuild the search from its journal (if any), search, retrain the best, summarise."""
+    progress = progress or (lambda event: None)
+    start = time.time()
     with ExitStack() as stack:
         pool = stack.enter_context(make_pool(config, workers))  # workers start meanwhile
-        if not evaluator:
-            splits = load_dataset(config.data.model_dump(mode="json"))  # fail fast, download once
-            space, task = model_space(config, splits), splits.describe()
-        run_dir = stack.enter_context(RunDirectory.create(
-            config.runs_dir, config.name, config.to_dict(), exact=name is not None))
+        space, task = _prepare(config)
+        run_dir, events = open_run_dir()
+        stack.enter_context(run_dir)
         log.info("run directory %s; %s", run_dir.path, task)
+        search = _rebuild(config, run_dir, pool, space, progress, events)
+        run_dir.append({"event": "session", "time": time.time(), "pid": os.getpid(),
+                        "resumed": bool(events), "workers": pool.slots, "format": FORMAT})
         progress({"event": "start", "run_dir": str(run_dir.path),
-                  "budget": config.strategy.budget, "workers": pool.slots, "data": task})
-        search = Search(config, run_dir, pool, space, progress)
+                  "budget": config.strategy.budget, "workers": pool.slots, "data": task,
+                  "done": search.counts["evaluations"]})
+        search.resume_in_flight()
         search.loop()
         pool.close()  # free the cores for the final training
         final = {}
-        if search.best is not None and not evaluator:
+        if search.best is not None and not config.evaluation.evaluator:
             progress({"event": "final_training", "index": search.best["index"]})
             final = _final_evaluation(config, run_dir, search.best, space)
         summary = RunSummary(run_dir.path, seconds=time.time() - start, best=search.best,
                              final=final, **search.counts)
         run_dir.write_json("summary.json", summary.to_dict())
         return summary
+
+
+def _rebuild(config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str, Any],
+             progress: Progress, events: list[dict[str, Any]]) -> Search:
+    """A search at the end of ``events``: from the snapshot plus the journal after it, or,
+    when the snapshot is missing or does not fit, from the whole journal."""
+    search = Search(config, run_dir, pool, space, progress)
+    if not events:
+        return search
+    snapshot = read_snapshot(run_dir.path)
+    if snapshot is not None and snapshot.get("lines", -1) <= len(events):
+        try:
+            search.load_snapshot(snapshot)
+            search.replay(events[snapshot["lines"]:])
+            return search
+        except (KeyError, TypeError, ValueError, IndexError, RunDirectoryError) as exc:
+            log.warning("%s/%s does not fit the journal (%s); replaying the whole journal",
+                        run_dir.path, SNAPSHOT, exc)
+    elif snapshot is not None:
+        log.warning("%s/%s is ahead of the journal; replaying the whole journal",
+                    run_dir.path, SNAPSHOT)
+    search = Search(config, run_dir, pool, space, progress)
+    search.replay(events)
+    return search
+
+
+def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = None,
+        progress: Optional[Progress] = None, resume: bool = False) -> RunSummary:
+    """Run the search ``config`` describes, in a new run directory, and return its summary.
+
+    ``name`` (the CLI's ``--name``) names the run directory exactly; without it the config's
+    name is used, with ``-2``, ``-3``, ... appended when that directory is taken. ``workers``
+    overrides ``pool.workers``. ``progress`` receives every journal event as it happens. With
+    ``resume``, an existing ``runs_dir/name`` is continued (see :func:`resume`; the config must
+    match its frozen one) and a missing one is started.
+    """
+    if name is not None:
+        config = config.replace(name=name)
+    path = Path(config.runs_dir) / config.name
+    if resume and (path / CONFIG).exists():
+        return _resume(path, config=config, workers=workers, progress=progress)
+    return _execute(config, lambda: (RunDirectory.create(
+        config.runs_dir, config.name, config.to_dict(), exact=name is not None or resume), []),
+        workers, progress)
+
+
+EXTENSIBLE = {"genetic": "generations", "aging": "cycles", "random": "evaluations"}
+"""The one budget key of each strategy that a resume may raise."""
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix[:-1]: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def config_differences(a: Config, b: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs (the run's place excepted)."""
+    fa, fb = _flat(a.to_dict()), _flat(b.to_dict())
+    return sorted(k for k in set(fa) | set(fb)
+                  if k not in ("name", "runs_dir") and fa.get(k) != fb.get(k))
+
+
+def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
+           config: Optional[Config] = None, workers: Optional[int] = None,
+           progress: Optional[Progress] = None) -> RunSummary:
+    """Continue a stopped run where it stopped: load its snapshot, replay the journal after
+    it, resubmit the evaluations that were in flight with their original seeds, and go on.
+
+    ``extend`` raises the strategy's budget key (``generations``, ``cycles`` or
+    ``evaluations``) to continue a finished run for more. ``config`` (from ``run --resume``)
+    must equal the run's frozen config; any other change is refused with the differing keys.
+    """
+    from evolution.config import load_config
+
+    path = Path(run_dir)
+    if not (path / CONFIG).is_file():
+        raise RunDirectoryError(f"{path} is not a run directory (no {CONFIG}); give the folder "
+                                f"a run created, e.g. runs/<name>")
+    frozen = load_config(path / CONFIG)
+    target = frozen
+    if extend is not None:
+        key = EXTENSIBLE[frozen.strategy.name]
+        current = getattr(frozen.strategy, key)
+        if extend < current:
+            raise ConfigError(f"strategy.{key} is {current}; extending needs a value of at "
+                              f"least {current}, got {extend}")
+        target = frozen.replace(**{f"strategy.{key}": extend})
+    if config is not None:
+        changed = config_differences(config, target)
+        if changed:
+            raise ConfigError(f"the config differs from the one {path} was started with, in: "
+                              f"{', '.join(changed)}. Resume with the same config (to extend "
+                              f"a finished run: evonas resume {path} --"
+                              f"{EXTENSIBLE[frozen.strategy.name]} N)")
+
+    def open_run_dir() -> tuple[RunDirectory, list]:
+        opened, events = RunDirectory.open(path)
+        if target != frozen:
+            opened.write_config(target.to_dict())
+            opened.append({"event": "extend", "time": time.time(),
+                           "budget": target.strategy.budget})
+        return opened, events
+
+    return _execute(target, open_run_dir, workers, progress)
+
+
+resume = _resume  # public name; ``run`` has a ``resume`` flag, so it calls ``_resume``

@@ -85,3 +85,11 @@ def test_file_errors(tmp_path, write_config):
     listed.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listed)
+
+
+def test_config_knows_the_data_sets_training_knows():
+    import training.data
+    from evolution import config
+
+    assert config.DATASETS == training.data.DATASETS
+    assert config.DEFAULT_ROOT == training.data.DEFAULT_ROOT

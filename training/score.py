@@ -106,7 +106,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
         order = torch.randperm(len(y), generator=generator)
         running, seen = 0.0, 0
         for i in range(0, len(y), s["batch_size"]):
-            idx = order[i:i + s["batch_size"]]
+            idx = order[i:i + s["batch_size"]].to(y.device)
             if len(idx) == 1 < len(y):  # batch norm needs two examples: skip a last single one
                 continue
             out = model(x[idx])
@@ -131,12 +131,15 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
 
 
 def score(genome: Any, space: Mapping[str, Any], data: Splits, settings: Mapping[str, Any],
-          seed: int, *, with_test: bool = False) -> tuple[dict[str, Any], nn.Module]:
-    """Build ``genome``, train it on ``data``'s training split and measure it.
+          seed: int, *, with_test: bool = False,
+          device: str = "cpu") -> tuple[dict[str, Any], nn.Module]:
+    """Build ``genome``, train it on ``data``'s training split on ``device`` and measure it.
 
-    Returns ``(metrics, model)``. Metrics: ``val_accuracy`` (the fitness), ``val_loss``,
-    ``train_loss``, ``params``, ``flops`` (per example), ``train_seconds`` (wall time), and with
-    ``with_test`` also ``test_accuracy`` and ``test_loss``.
+    Returns ``(metrics, model)`` (the model stays on ``device``). Metrics: ``val_accuracy``
+    (the fitness), ``val_loss``, ``train_loss``, ``params``, ``flops`` (per example, counted on
+    the CPU), ``train_seconds`` (wall time), and with ``with_test`` also ``test_accuracy`` and
+    ``test_loss``. Batch order always comes from a CPU generator, so it does not depend on the
+    device.
     """
     start = time.perf_counter()
     seed_everything(seed)
@@ -146,13 +149,16 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, settings: Mapping
         "params": count_parameters(model),
         "flops": count_flops(model, tuple(data.x_train.shape[1:])),
     }
-    metrics["train_loss"] = train(model, data.x_train, data.y_train, settings, seed)
+    model.to(device)
+    on = lambda t: t.to(device)  # noqa: E731  (a no-op on the CPU)
+    metrics["train_loss"] = train(model, on(data.x_train), on(data.y_train), settings, seed)
     batch = int(settings.get("eval_batch_size", DEFAULT_TRAINING["eval_batch_size"]))
-    metrics["val_accuracy"], metrics["val_loss"] = evaluate(model, data.x_val, data.y_val, batch)
+    metrics["val_accuracy"], metrics["val_loss"] = evaluate(
+        model, on(data.x_val), on(data.y_val), batch)
     if not math.isfinite(metrics["val_loss"]):  # diverged on the last steps: no fitness
         raise NonFiniteLoss(f"validation loss is {metrics['val_loss']}: training diverged")
     if with_test:
         metrics["test_accuracy"], metrics["test_loss"] = evaluate(
-            model, data.x_test, data.y_test, batch)
+            model, on(data.x_test), on(data.y_test), batch)
     metrics["train_seconds"] = time.perf_counter() - start
     return metrics, model

@@ -14,7 +14,8 @@ import random
 from collections import deque
 from typing import Any
 
-from evolution.strategies.base import WORST, Ask, Individual, make_toolbox
+from evolution.strategies.base import (WORST, Ask, Individual, individuals_state,
+                                       load_individuals, make_toolbox, rng_state, set_rng_state)
 
 
 def window_event(kind: str, evaluations: int, values: list[float],
@@ -31,6 +32,7 @@ def window_event(kind: str, evaluations: int, values: list[float],
 class AgingStrategy:
     def __init__(self, search: Any, config: Any, rng: random.Random):
         self.config = config
+        self.rng = rng
         self.toolbox = make_toolbox(search, config, rng)
         self.size = config.population
         self.budget = config.budget
@@ -74,3 +76,19 @@ class AgingStrategy:
                              self._window)
         self._window = []
         return [event]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"population": individuals_state(self.population),
+                "asked": {str(t): g.to_dict() for t, g in self._asked.items()},
+                "handed": self._handed, "told": self._told,
+                "window": [v if math.isfinite(v) else None for v in self._window],
+                "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from genome import genome_from_dict
+
+        self.population = deque(load_individuals(state["population"]))
+        self._asked = {int(t): genome_from_dict(g) for t, g in state["asked"].items()}
+        self._handed, self._told = state["handed"], state["told"]
+        self._window = [WORST if v is None else v for v in state["window"]]
+        set_rng_state(self.rng, state["rng"])

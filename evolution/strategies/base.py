@@ -51,6 +51,32 @@ class Individual:
         return Individual(self.genome, self.fitness.values[0] if self.fitness.valid else None)
 
 
+def rng_state(rng: random.Random) -> list[Any]:
+    """``rng``'s state as JSON (Mersenne Twister words, no pickle)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(rng: random.Random, state: list[Any]) -> None:
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+
+
+def individuals_state(members: Any) -> list[dict[str, Any]]:
+    """Population members as JSON: genome dict and fitness (``None`` when not told yet)."""
+    return [{"genome": m.genome.to_dict(),
+             "fitness": (m.value if math.isfinite(m.value) else None) if m.fitness.valid
+             else None, "told": m.fitness.valid} for m in members]
+
+
+def load_individuals(state: list[dict[str, Any]]) -> list[Individual]:
+    from genome import genome_from_dict
+
+    return [Individual(genome_from_dict(m["genome"]),
+                       (WORST if m["fitness"] is None else m["fitness"]) if m["told"] else None)
+            for m in state]
+
+
 @dataclass(frozen=True)
 class Ask:
     """One genome a strategy wants evaluated; ``ticket`` comes back with its result."""
@@ -74,6 +100,13 @@ class Strategy(Protocol):
     def tell(self, ticket: int, fitness: float) -> list[dict[str, Any]]:
         """The fitness of an asked genome (``WORST`` for a failed one). Returns events worth
         recording, such as a finished generation."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the strategy knows, RNG included, as JSON values."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`; the budget comes from the (possibly extended)
+        config the strategy was built with."""
 
 
 def sel_roulette(individuals: list[Individual], k: int, rng: random.Random) -> list[Individual]:

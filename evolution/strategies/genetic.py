@@ -11,7 +11,8 @@ import math
 import random
 from typing import Any
 
-from evolution.strategies.base import WORST, Ask, Individual, make_toolbox
+from evolution.strategies.base import (WORST, Ask, Individual, individuals_state,
+                                       load_individuals, make_toolbox, rng_state, set_rng_state)
 
 
 class GeneticStrategy:
@@ -20,6 +21,7 @@ class GeneticStrategy:
 
     def __init__(self, search: Any, config: Any, rng: random.Random):
         self.config = config
+        self.rng = rng
         self.toolbox = make_toolbox(search, config, rng)
         self.size = config.population
         self.budget = config.budget
@@ -27,15 +29,18 @@ class GeneticStrategy:
         self.batch = [Individual(self.toolbox.random_genome()) for _ in range(self.size)]
         self._handed = 0
         self._told = 0
-        self._done = False
 
     @property
     def done(self) -> bool:
-        return self._done
+        return self._told == self.size and self.generation >= self.config.generations
 
     def ask(self, n: int) -> list[Ask]:
+        if self._told == self.size and self.generation < self.config.generations:
+            self.batch = self._breed(self.batch)  # bred on demand: a finished run can extend
+            self.generation += 1
+            self._handed = self._told = 0
         asks = []
-        while not self._done and len(asks) < n and self._handed < self.size:
+        while len(asks) < n and self._handed < self.size:
             ticket = self.generation * self.size + self._handed
             asks.append(Ask(ticket, self.batch[self._handed].genome))
             self._handed += 1
@@ -53,17 +58,20 @@ class GeneticStrategy:
             return []
         values = [m.value for m in self.batch]
         finite = [v for v in values if math.isfinite(v)]
-        event = {"event": "generation", "generation": self.generation,
+        return [{"event": "generation", "generation": self.generation,
                  "best": max(finite) if finite else None,
                  "mean": sum(finite) / len(finite) if finite else None,
-                 "failures": len(values) - len(finite)}
-        if self.generation >= self.config.generations:
-            self._done = True
-        else:
-            self.batch = self._breed(self.batch)
-            self.generation += 1
-            self._handed = self._told = 0
-        return [event]
+                 "failures": len(values) - len(finite)}]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation, "handed": self._handed, "told": self._told,
+                "batch": individuals_state(self.batch), "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generation, self._handed, self._told = (state["generation"], state["handed"],
+                                                     state["told"])
+        self.batch = load_individuals(state["batch"])
+        set_rng_state(self.rng, state["rng"])
 
     def _breed(self, population: list[Individual]) -> list[Individual]:
         offspring = self.toolbox.select(population, len(population))

@@ -7,13 +7,14 @@ import random
 from typing import Any
 
 from evolution.strategies.aging import window_event
-from evolution.strategies.base import WORST, Ask, make_toolbox
+from evolution.strategies.base import WORST, Ask, make_toolbox, rng_state, set_rng_state
 
 REPORT_EVERY = 10
 
 
 class RandomStrategy:
     def __init__(self, search: Any, config: Any, rng: random.Random):
+        self.rng = rng
         self.toolbox = make_toolbox(search, config, rng)
         self.budget = config.budget
         self._asked: set[int] = set()
@@ -41,3 +42,14 @@ class RandomStrategy:
             return []
         return [window_event("window", len(self._told), self._told,
                              self._told[-REPORT_EVERY:])]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"asked": sorted(self._asked), "handed": self._handed,
+                "told": [v if math.isfinite(v) else None for v in self._told],
+                "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._asked = set(state["asked"])
+        self._handed = state["handed"]
+        self._told = [WORST if v is None else v for v in state["told"]]
+        set_rng_state(self.rng, state["rng"])
