@@ -38,3 +38,16 @@ def write_config(tmp_path: Path):
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
     return write
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch):
+    """``user_module(name, source)`` writes a module into ``tmp_path`` and makes it importable
+    here and in spawned workers (cwd and sys.path), as a user's evaluator module would be."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(source)
+        return name
+    return write

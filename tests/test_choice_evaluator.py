@@ -43,11 +43,8 @@ PLUGIN = textwrap.dedent('''
 
 
 @pytest.fixture
-def plugin(tmp_path, monkeypatch):
-    (tmp_path / "my_bench.py").write_text(PLUGIN)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "my_bench"
+def plugin(user_module):
+    return user_module("my_bench", PLUGIN)
 
 
 # --------------------------------------------------------------------------- choice genome

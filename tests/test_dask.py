@@ -118,11 +118,8 @@ def test_a_search_runs_on_an_existing_dask_cluster(tiny, dask_cluster):
         assert [i["MALLOC_TRIM_THRESHOLD_"] for i in pool.worker_info.values()] == [None] * 2
 
 
-def test_a_local_cluster_turns_dead_workers_and_timeouts_into_results(tiny, tmp_path,
-                                                                       monkeypatch):
-    (tmp_path / "dask_evaluators.py").write_text(EVALUATORS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_a_local_cluster_turns_dead_workers_and_timeouts_into_results(tiny, user_module):
+    user_module("dask_evaluators", EVALUATORS)
     config = config_from_dict({
         **tiny, "evaluation": {"evaluator": "dask_evaluators:troubles"},
         "pool": {"backend": "dask", "workers": 2, "timeout": 10, "max_retries": 1}})
@@ -136,14 +133,12 @@ def test_a_local_cluster_turns_dead_workers_and_timeouts_into_results(tiny, tmp_
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
 
 
-def test_a_local_cluster_gives_each_gpu_slot_its_own_worker(tiny, tmp_path, monkeypatch):
+def test_a_local_cluster_gives_each_gpu_slot_its_own_worker(tiny, user_module, monkeypatch):
     """No GPU here: two GPUs are faked, which is enough to check that each worker sees only
     its own GPU, offers resource GPU=1, and that tasks ask for it."""
     import evolution.pool
 
-    (tmp_path / "dask_evaluators.py").write_text(EVALUATORS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    user_module("dask_evaluators", EVALUATORS)
     monkeypatch.setattr(evolution.pool, "visible_gpus", lambda: ["0", "1"])
     config = config_from_dict(tiny)
     base = {"seed": 0, "genome": {"encoding": "binary", "code": "1_1-01"},

@@ -93,11 +93,9 @@ def where(genome, settings):
 
 
 @pytest.fixture
-def evaluators(tmp_path, monkeypatch):
+def evaluators(user_module, tmp_path):
     """``evaluators.NAME`` is importable here and in spawned workers (cwd = tmp_path)."""
-    (tmp_path / "evaluators.py").write_text(EVALUATORS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    user_module("evaluators", EVALUATORS)
     return tmp_path
 
 

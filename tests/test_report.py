@@ -88,11 +88,8 @@ def check_report_md(report_dir: Path) -> str:
 
 
 @pytest.fixture
-def evaluator(tmp_path, monkeypatch):
-    (tmp_path / "report_bench.py").write_text(EVALUATOR)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "report_bench"
+def evaluator(user_module):
+    return user_module("report_bench", EVALUATOR)
 
 
 def evaluator_config(tiny: dict, strategy: dict, function: str = "report_bench:score") -> dict:

@@ -36,11 +36,8 @@ PLUGIN = textwrap.dedent('''
 
 
 @pytest.fixture
-def plugin(tmp_path, monkeypatch):
-    (tmp_path / "slow_bench.py").write_text(PLUGIN)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "slow_bench:score"
+def plugin(user_module):
+    return user_module("slow_bench", PLUGIN) + ":score"
 
 
 def plugin_config(tiny, plugin, **strategy):
