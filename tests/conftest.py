@@ -51,3 +51,15 @@ def user_module(tmp_path: Path, monkeypatch):
         (tmp_path / f"{name}.py").write_text(source)
         return name
     return write
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded torch, as the runs' workers: reproducible numbers, no oversubscription
+    on 2 cores. Restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

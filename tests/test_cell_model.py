@@ -24,13 +24,7 @@ from training.ops import OPS, FactorizedReduce
 score_module = importlib.import_module("training.score")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: reproducible numbers, no oversubscription on 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------------- helpers

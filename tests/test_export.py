@@ -37,13 +37,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:F
 EVERY_FILE = {"genome.json", "settings.json", "README.md", *FILES.values()}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch, as the runs' workers: reproducible numbers on 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path_factory, config: dict, name: str) -> Path:
