@@ -33,11 +33,9 @@ CELL = {**TINY, "search": {"encoding": "cell", "blocks": 2, "cells_per_stack": 1
         "strategy": {"name": "random", "evaluations": 3}}
 CELL_GENOME = "sep_conv_3x3@0+identity@1,max_pool_3x3@2+avg_pool_3x3@0/" \
               "dil_sep_conv_3x3@1+sep_conv_5x5@0,conv_1x7_7x1@2+identity@1"
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning"),
+              pytest.mark.usefixtures("one_thread")]
 EVERY_FILE = {"genome.json", "settings.json", "README.md", *FILES.values()}
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(tmp_path_factory, config: dict, name: str) -> Path:
