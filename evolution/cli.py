@@ -81,7 +81,7 @@ def _print_summary(summary: Any) -> None:
     if final:  # the built-in trainer retrained the best genome and measured it on test
         rows += [
             ("validation accuracy", f"{_fmt(final.get('val_accuracy'))}   "
-                                    f"(during search {_fmt(best['fitness'])})"),
+                                    f"(during search {_fmt(best['metrics'].get('val_accuracy'))})"),
             ("test accuracy", _fmt(final.get("test_accuracy"))),
             ("parameters", f"{final.get('params', 0):,}"),
             ("FLOPs per example", f"{final.get('flops', 0):,}"),
@@ -149,11 +149,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if st["test_accuracy"] is not None:
         print(f"test accuracy  {_fmt(st['test_accuracy'])} (best genome, retrained)")
     if st["best"]:
-        print(f"\n{'rank':>4} {'index':>6} {'fitness':>8} {'params':>10}  genome")
+        names = [o.split(" ", 1)[1] for o in st["objectives"]]
+        width = max(8, *map(len, names))
+        print(f"\n{'rank':>4} {'index':>6} " + " ".join(f"{n:>{width}}" for n in names)
+              + f" {'params':>10}  genome")
         for rank, b in enumerate(st["best"], 1):
             params = f"{b['params']:,}" if b["params"] is not None else "-"
-            print(f"{rank:>4} {b['index']:>6} {_fmt(b['fitness']):>8} {params:>10}  "
-                  f"{b['genome']}")
+            values = " ".join(f"{_fmt(v):>{width}}" for v in b["values"])
+            print(f"{rank:>4} {b['index']:>6} {values} {params:>10}  {b['genome']}")
     return 0
 
 

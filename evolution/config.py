@@ -10,114 +10,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat,
-                      StrictInt, StrictStr, Tag, ValidationError, field_validator,
+from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
-from genome.cell import KNOWN_OPS, NASNET_OPS
-from genome.choice import check_choices
-from genome.errors import EvonasError, GenomeError
-
-
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "npz", "synthetic")
-DEFAULT_ROOT = "~/.cache/evonas/data"
-"""Data set names and download cache, as ``training.data`` knows them (a test keeps the two in
-step); spelled out here so that reading a config does not import torch."""
+from evolution.pool import BACKENDS
+from evolution.strategies import STRATEGIES
+from genome import ENCODINGS
+from genome.errors import EvonasError
+from genome.section import Section as _Section
+from training.data import DATASETS, DEFAULT_ROOT
+from training.tasks import TASKS
 
 
 class ConfigError(EvonasError):
     """The configuration file is missing, unreadable, or has unknown keys or bad values."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BinarySearch(_Section):
-    """Genetic-CNN binary strings (Xie & Yuille 2017)."""
-
-    encoding: Literal["binary"] = "binary"
-    stages: list[int] = Field([3, 4], min_length=1,
-                              description="Genetic-CNN nodes per stage K_1..K_S (each >= 2)")
-    channels: list[int] = Field([16, 32], min_length=1,
-                                description="convolution width of each stage")
-
-    @model_validator(mode="after")
-    def _check(self) -> "BinarySearch":
-        if any(k < 2 for k in self.stages):
-            raise ValueError(f"search.stages: every stage needs at least 2 nodes, got {self.stages}")
-        if any(c < 1 for c in self.channels):
-            raise ValueError(f"search.channels: widths must be positive, got {self.channels}")
-        if len(self.channels) != len(self.stages):
-            raise ValueError(f"search.channels has {len(self.channels)} entries {self.channels} but "
-                             f"search.stages has {len(self.stages)} {self.stages}: give one width "
-                             f"per stage")
-        return self
-
-    def space(self) -> dict[str, Any]:
-        """The decoder's settings (without the data set's in_channels / num_classes)."""
-        return {"channels": list(self.channels)}
-
-
-class CellMutation(_Section):
-    """Relative weights of the mutations of Real et al. 2019."""
-
-    hidden_state: float = Field(0.5, ge=0)
-    op: float = Field(0.5, ge=0)
-    identity: float = Field(0.0, ge=0, le=1, description="probability of no change")
-
-    @model_validator(mode="after")
-    def _check(self) -> "CellMutation":
-        if self.hidden_state + self.op <= 0:
-            raise ValueError("search.mutation: hidden_state and op weights cannot both be 0")
-        return self
-
-
-class CellSearch(_Section):
-    """AmoebaNet / NASNet cells (Real et al. 2019; Zoph et al. 2018)."""
-
-    encoding: Literal["cell"] = "cell"
-    blocks: int = Field(5, ge=1, description="blocks per cell B")
-    ops: list[str] = Field(list(NASNET_OPS), min_length=2, description="op vocabulary")
-    cells_per_stack: int = Field(2, ge=1, description="normal cells per stack N")
-    filters: int = Field(16, ge=1, description="channels of the first stack F")
-    stem_multiplier: int = Field(3, ge=1)
-    auxiliary: bool = False
-    drop_path: float = Field(0.0, ge=0, lt=1)
-    mutation: CellMutation = CellMutation()
-
-    @model_validator(mode="after")
-    def _check(self) -> "CellSearch":
-        unknown = [op for op in self.ops if op not in KNOWN_OPS]
-        if unknown:
-            raise ValueError(f"search.ops: unknown ops {unknown}; known: {sorted(KNOWN_OPS)}")
-        if len(set(self.ops)) != len(self.ops):
-            raise ValueError(f"search.ops lists an op twice: {self.ops}")
-        return self
-
-    def space(self) -> dict[str, Any]:
-        return {"cells_per_stack": self.cells_per_stack, "filters": self.filters,
-                "stem_multiplier": self.stem_multiplier, "auxiliary": self.auxiliary,
-                "drop_path": self.drop_path}
-
-
-class ChoiceSearch(_Section):
-    """A vector of categorical choices that you define (also tabular benchmarks)."""
-
-    encoding: Literal["choice"] = "choice"
-    choices: list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]] = Field(
-        min_length=1, description="allowed values per position")
-
-    @model_validator(mode="after")
-    def _check(self) -> "ChoiceSearch":
-        try:
-            check_choices(self.choices)
-        except GenomeError as exc:
-            raise ValueError(f"search.choices: {exc}") from None
-        return self
-
-    def space(self) -> dict[str, Any]:
-        return {"choices": [list(c) for c in self.choices]}
 
 
 def _tagged(field: str, default: str, *models: type[BaseModel]) -> Any:
@@ -129,59 +35,9 @@ def _tagged(field: str, default: str, *models: type[BaseModel]) -> Any:
                                  for m in models)], Discriminator(tag)]
 
 
-SearchConfig = _tagged("encoding", "binary", BinarySearch, CellSearch, ChoiceSearch)
-
-
-class GeneticConfig(_Section):
-    """Genetic-CNN's generational algorithm (Xie & Yuille 2017)."""
-
-    name: Literal["genetic"] = "genetic"
-    population: int = Field(10, ge=2, description="individuals per generation N")
-    generations: int = Field(5, ge=0, description="generations T after the initial one")
-    p_crossover: float = Field(0.2, ge=0, le=1, description="probability a pair crosses, p_C")
-    q_crossover: float = Field(0.2, ge=0, le=1,
-                               description="probability a stage / cell / position swaps, q_C")
-    p_mutation: float = Field(0.8, ge=0, le=1, description="probability an individual mutates")
-    q_mutation: float = Field(0.1, ge=0, le=1,
-                              description="probability a bit / position changes, q_M")
-
-    @property
-    def budget(self) -> int:
-        return self.population * (self.generations + 1)
-
-
-class AgingConfig(_Section):
-    """Aging (regularized) evolution (Real et al. 2019, Algorithm 1), steady-state."""
-
-    name: Literal["aging"] = "aging"
-    population: int = Field(20, ge=2, description="population size P")
-    sample: int = Field(5, ge=1, description="tournament sample size S")
-    cycles: int = Field(80, ge=0, description="children after the initial population")
-
-    @model_validator(mode="after")
-    def _check(self) -> "AgingConfig":
-        if self.sample > self.population:
-            raise ValueError(f"strategy.sample ({self.sample}) cannot exceed "
-                             f"strategy.population ({self.population})")
-        return self
-
-    @property
-    def budget(self) -> int:
-        return self.population + self.cycles
-
-
-class RandomConfig(_Section):
-    """Random search: the baseline every comparison needs."""
-
-    name: Literal["random"] = "random"
-    evaluations: int = Field(100, ge=1, description="genomes drawn and evaluated")
-
-    @property
-    def budget(self) -> int:
-        return self.evaluations
-
-
-StrategyConfig = _tagged("name", "genetic", GeneticConfig, AgingConfig, RandomConfig)
+SearchConfig = _tagged("encoding", "binary", *(e.search for e in ENCODINGS.values()))
+StrategyConfig = _tagged("name", "genetic", *(s.Config for s in STRATEGIES.values()))
+TaskConfig = _tagged("name", "classification", *(t.Config for t in TASKS.values()))
 
 
 class SyntheticConfig(_Section):
@@ -192,7 +48,7 @@ class SyntheticConfig(_Section):
 
 
 class DataConfig(_Section):
-    dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
+    dataset: Literal[tuple(DATASETS)] = "digits"  # type: ignore[valid-type]
     root: str = DEFAULT_ROOT
     path: Optional[str] = None
     val_fraction: float = Field(0.2, gt=0, lt=1)
@@ -215,8 +71,6 @@ class EvaluationConfig(_Section):
     evaluator: Optional[str] = Field(
         None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="'package.module:function' replacing the built-in trainer")
-    objective: str = Field("val_accuracy", min_length=1,
-                           description="metric to maximise (key of the evaluator's dict)")
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
@@ -232,7 +86,7 @@ class EvaluationConfig(_Section):
 class PoolConfig(_Section):
     """Where evaluations run and what happens when one goes wrong (see ``evolution.pool``)."""
 
-    backend: Literal["serial", "local", "dask"] = "local"
+    backend: Literal[tuple(BACKENDS)] = "local"  # type: ignore[valid-type]
     workers: int = Field(2, ge=1, description="CPU worker processes (local pool, LocalCluster)")
     threads_per_worker: int = Field(1, ge=1, description="torch CPU threads in each worker")
     devices: Union[Literal["auto", "cpu"], list[str]] = Field(
@@ -272,26 +126,20 @@ class PoolConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "PoolConfig":
-        if self.backend == "serial":  # one evaluation at a time in this process
-            for key in ("timeout", "memory_limit_mb", "max_tasks_per_worker"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"pool.{key} needs worker processes (backend local or "
-                                     f"dask); backend serial evaluates in the run's own "
-                                     f"process, which cannot be stopped or limited")
         if self.backend != "dask":
             for key in ("address", "gpu_resources"):
                 if getattr(self, key):
                     raise ValueError(f"pool.{key} is for backend dask; pool.backend is "
                                      f"{self.backend!r}")
-        else:
-            if self.max_tasks_per_worker is not None:
-                raise ValueError("pool.max_tasks_per_worker is for the local pool; Dask "
-                                 "workers are recycled with `dask worker --lifetime`")
-            if self.memory_limit_mb is not None and self.address:
-                raise ValueError("pool.memory_limit_mb cannot limit the workers of an "
-                                 "existing Dask cluster (pool.address); start them with "
-                                 "`dask worker --memory-limit`")
+        BACKENDS[self.backend].check_config(self)
         return self
+
+
+class ObjectiveConfig(_Section):
+    """One objective: a metric the evaluation reports, and whether to maximise or minimise it."""
+
+    metric: str = Field(min_length=1)
+    direction: Literal["max", "min"] = "max"
 
 
 class Config(_Section):
@@ -300,22 +148,67 @@ class Config(_Section):
     runs_dir: str = "runs"
     deterministic: bool = Field(False, description="apply results in proposal order")
     snapshot_every: int = Field(10, ge=1, description="results between snapshots")
-    search: SearchConfig = BinarySearch()
-    strategy: StrategyConfig = GeneticConfig()
+    search: SearchConfig = ENCODINGS["binary"].search()
+    strategy: StrategyConfig = STRATEGIES["genetic"].Config()
+    task: TaskConfig = TASKS["classification"].Config()
+    objectives: list[ObjectiveConfig] = Field(
+        [ObjectiveConfig(metric="val_accuracy")], min_length=1,
+        description="metrics to optimise, in order; `evaluation.objective: M` is short for "
+                    "[{metric: M, direction: max}]")
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``evaluation.objective: M`` (one metric to maximise) becomes ``objectives``."""
+        evaluation = data.get("evaluation") if isinstance(data, dict) else None
+        if isinstance(evaluation, dict) and "objective" in evaluation:
+            evaluation = dict(evaluation)
+            metric = evaluation.pop("objective")
+            if "objectives" in data:
+                raise ValueError("give the objectives once: either evaluation.objective (one "
+                                 "metric to maximise) or objectives (a list of {metric, "
+                                 "direction})")
+            data = {**data, "evaluation": evaluation,
+                    "objectives": [{"metric": metric, "direction": "max"}]}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "Config":
-        if not self.evaluation.evaluator and self.evaluation.objective != "val_accuracy":
-            raise ValueError(f"evaluation.objective is {self.evaluation.objective!r}, but the "
-                             f"built-in trainer maximises 'val_accuracy'; other objectives need "
-                             f"an evaluation.evaluator")
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objectives names a metric twice: {metrics}")
+        task = TASKS[self.task.name]
+        if not self.evaluation.evaluator:
+            unknown = [m for m in metrics if m not in task.metrics]
+            if unknown:
+                raise ValueError(f"objectives: the built-in trainer ({task.title}) reports "
+                                 f"{', '.join(task.metrics)}; {', '.join(map(repr, unknown))} "
+                                 f"need an evaluation.evaluator that returns them")
+            kind = DATASETS[self.data.dataset].kind
+            if kind != task.data_kind:
+                raise ValueError(f"data.dataset {self.data.dataset!r} holds {kind}, but task "
+                                 f"{task.name!r} trains on {task.data_kind}")
+        strategy = STRATEGIES[self.strategy.name]
+        if len(metrics) > 1 and not strategy.multi_objective:
+            several = [n for n, s in STRATEGIES.items() if s.multi_objective]
+            raise ValueError(f"strategy {strategy.name!r} optimises one objective, but "
+                             f"objectives lists {len(metrics)} ({', '.join(metrics)}); keep one, "
+                             f"or use a strategy for several: {', '.join(several)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def model_space(self, data: Any = None) -> dict[str, Any]:
+        """The decoder's settings for this run: what the genome does not say, plus what the
+        task needs of the loaded data set ``data`` (``in_channels``, ``num_classes``)."""
+        space = self.search.decoder_space()
+        if data is not None:
+            space.update(TASKS[self.task.name].decoder_space(data))
+        return space
 
     def replace(self, **changes: Any) -> "Config":
         """A validated copy with dotted keys changed: ``replace(**{"pool.workers": 1})``."""

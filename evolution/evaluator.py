@@ -1,6 +1,7 @@
 """User evaluators: ``evaluation.evaluator: "package.module:function"`` replaces the built-in
 trainer. The function receives the genome, and the evaluation settings if it takes a second
-argument, and returns a number or a dict of metrics holding ``evaluation.objective``.
+argument, and returns a number (the value of the one objective) or a dict of metrics holding
+every objective's metric.
 
 The run imports and calls it once in the parent before the search starts, so a wrong path or a
 wrong return type stops the run at once with a clear message instead of failing every
@@ -12,11 +13,10 @@ import functools
 import importlib
 import inspect
 import json
-import math
 import numbers
 import os
 import sys
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from genome.errors import EvonasError
 
@@ -27,11 +27,12 @@ class EvaluatorError(EvonasError):
 
 @functools.lru_cache(maxsize=8)
 def load_evaluator(path: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"``. The current directory is searched first, so a
-    module beside the config works when evonas runs from there."""
+    """Import ``"package.module:function"``. The current directory is searched too (after
+    the installed packages, so a user's ``training.py`` never shadows evonas), so a module
+    beside the config works when evonas runs from there."""
     module_name, _, attr = path.partition(":")
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -55,34 +56,30 @@ def _takes_settings(func: Callable[..., Any]) -> bool:
 
 
 def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
-                   objective: str) -> dict[str, Any]:
-    """Call the evaluator at ``path`` and return its metrics as a dict holding ``objective``.
+                   objectives: Sequence[str]) -> dict[str, Any]:
+    """Call the evaluator at ``path`` and return its metrics as a dict.
 
-    Raises :class:`EvaluatorError` for a return value that is not a number or a dict of
-    JSON-serialisable metrics with a numeric ``objective``.
+    A number is the value of the one objective metric (``objectives`` names them); a dict
+    must hold JSON values. Anything else, or a number when there are several objectives, is
+    an :class:`EvaluatorError`. Whether the dict holds every objective is checked by the
+    caller (:func:`evolution.objectives.values_of`).
     """
     func = load_evaluator(path)
     value = func(genome, dict(settings)) if _takes_settings(func) else func(genome)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        metrics: dict[str, Any] = {objective: float(value)}
-    elif isinstance(value, Mapping):
-        metrics = dict(value)
-        fitness = metrics.get(objective)
-        if isinstance(fitness, bool) or not isinstance(fitness, numbers.Real):
-            raise EvaluatorError(
-                f"evaluator {path!r} returned a dict without a number under "
-                f"evaluation.objective {objective!r}: {value!r}")
-        metrics[objective] = float(fitness)
-        try:
-            json.dumps(metrics, default=None)
-        except (TypeError, ValueError) as exc:
-            raise EvaluatorError(f"evaluator {path!r} returned metrics that are not JSON "
-                                 f"values: {exc}") from None
-    else:
+        if len(objectives) != 1:
+            raise EvaluatorError(f"evaluator {path!r} returned a single number, but the run "
+                                 f"has {len(objectives)} objectives ({', '.join(objectives)}); "
+                                 f"return a dict with a value for each")
+        return {objectives[0]: float(value)}
+    if not isinstance(value, Mapping):
         raise EvaluatorError(f"evaluator {path!r} must return a number or a dict of metrics "
-                             f"with {objective!r}; it returned {type(value).__name__}: "
-                             f"{value!r}")
-    if not math.isfinite(metrics[objective]):
-        raise EvaluatorError(f"evaluator {path!r} returned a non-finite {objective!r}: "
-                             f"{metrics[objective]}")
+                             f"with {', '.join(map(repr, objectives))}; it returned "
+                             f"{type(value).__name__}: {str(value)[:80]}")
+    metrics = dict(value)
+    try:
+        json.dumps(metrics, default=None)
+    except (TypeError, ValueError) as exc:
+        raise EvaluatorError(f"evaluator {path!r} returned metrics that are not JSON "
+                             f"values: {exc}") from None
     return metrics

@@ -1,35 +1,36 @@
-"""Export from a run directory (the best K genomes, retrained) or from a genome alone.
+"""Trained genomes out of a run: the run's ``best/``, ``evonas export``, a genome alone.
 
-``RUN_DIR/export/``
-    ``index.json``  one entry per rank: genome, key, evaluation index, seed, fitness, metrics
-    ``1/``, ``2/``, ... one export folder per rank (rank 1 = best), see :mod:`training.export`
+A trained genome has one on-disk form, the export folder of :mod:`training.export`
+(``genome.json``, ``settings.json``, ``model.safetensors``, a model card, and optionally
+TorchScript and ONNX), and one way to be trained, :func:`train_result`:
 
-The search keeps no weights but the best's, so each exported genome is retrained: with its
-evaluation seed, the run's frozen ``config.yaml`` and the workers' thread count
-(``pool.threads_per_worker``), which gives the search's numbers again on the same machine, plus
-the test accuracy. The best genome's weights in ``best/`` are reused when they match (same
-key, seed, space and settings). With ``retrain_epochs=E`` every exported genome is instead
-trained from scratch on training + validation data for E epochs (search with a short proxy,
-then train the winner fully) and measured on the test split.
+- at the end of a run, the best genome is retrained with its evaluation seed and the workers'
+  thread count (the search's numbers again on the same machine, plus the test accuracy) and
+  written to ``RUN_DIR/best/`` by :func:`save_best` (weights only);
+- ``RUN_DIR/export/`` holds ``index.json`` (one entry per rank: genome, key, evaluation index,
+  seed, values, metrics) and ``1/``, ``2/``, ... one export folder per rank of
+  :meth:`RunRecord.best`, each retrained the same way (rank 1 reuses ``best/`` when it holds
+  that result's weights), or with ``retrain_epochs=E`` trained from scratch on training +
+  validation data for E epochs (search with a short proxy, then train the winner fully);
+- :func:`export_genome` writes an untrained model of any genome with a config's decoder.
 
-The whole ``export/`` folder is built beside the run and moved into place at the end: a failed
-or interrupted export leaves the previous one untouched.
+Every folder is built beside its target and moved into place at the end: a failed or
+interrupted export leaves the previous one untouched.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from evolution.config import Config, load_config
-from evolution.journal import JOURNAL, read_journal, write_json
-from genome import BinaryGenome, CellGenome, GenomeError, genome_from_dict
-from training.export import FORMATS, ExportError, check_formats, export_model, input_spec
+from evolution.journal import JOURNAL, RunDirectoryError, write_json
+from evolution.record import BEST, RunRecord
+from genome import GenomeError, genome_from_dict, load_genome
+from training.export import (FORMATS, ExportError, check_formats, export_model, input_spec,
+                             replace_dir)
 
 log = logging.getLogger(__name__)
 
@@ -37,187 +38,145 @@ Progress = Callable[[dict[str, Any]], None]
 INDEX_FORMAT = "evonas-export-index"
 
 __all__ = ["FORMATS", "ExportError", "export_genome", "export_run", "parse_genome",
-           "ranked_results"]
+           "ranked_results", "save_best", "train_result"]
 
 
-# ------------------------------------------------------------------------------- run directory
-def _run_config(run_dir: Path) -> Config:
-    if not run_dir.is_dir():
-        raise ExportError(f"run directory {str(run_dir)!r} does not exist; give the folder "
-                          f"`evonas run` created, e.g. runs/<name>")
-    missing = [name for name in ("config.yaml", JOURNAL) if not (run_dir / name).is_file()]
-    if missing:
-        raise ExportError(f"{run_dir} is not an evonas run directory (no "
-                          f"{' or '.join(missing)}); give the folder `evonas run` created, "
-                          f"e.g. runs/<name>")
-    return load_config(run_dir / "config.yaml")
+# ------------------------------------------------------------------------------- checks
+def _record(run_dir: Path) -> RunRecord:
+    """The run's :class:`RunRecord`, its config validated; problems as :class:`ExportError`."""
+    try:
+        record = RunRecord(run_dir)
+        record.config  # noqa: B018 - loads and validates config.yaml
+    except RunDirectoryError as exc:
+        raise ExportError(str(exc)) from None
+    return record
 
 
-def _check_trainable(config: Config, what: str) -> None:
+def check_trainable(config: Config, what: str) -> None:
+    """An :class:`ExportError` unless the built-in trainer can build and train the config's
+    genomes (no evaluator, and a decoder for the encoding)."""
+    from training.decode import DECODERS
+
+    encoding = config.search.encoding
     if config.evaluation.evaluator:
         raise ExportError(
             f"{what} uses the evaluator {config.evaluation.evaluator!r}, which scores genomes "
             f"without building a model, so there is nothing to export. Export needs the "
             f"built-in trainer (evaluation.evaluator unset)"
-            + ("" if config.search.encoding == "choice" else
+            + ("" if encoding not in DECODERS else
                "; to get a model of one of its genomes anyway, use evonas export --genome "
                "GENOME --config CONFIG --out DIR with a config that sets no evaluator"))
-    if config.search.encoding == "choice":
-        raise ExportError(f"{what} searches choice genomes, which evonas cannot decode into a "
-                          f"model; export works for binary (Genetic-CNN) and cell genomes")
-
-
-def _order(result: Mapping[str, Any]) -> tuple[float, float, int]:
-    """Sort key of results: higher fitness, then lower validation loss, then earlier index."""
-    loss = (result.get("metrics") or {}).get("val_loss")
-    loss = loss if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
-    return -float(result["fitness"]), loss, int(result["index"])
+    if encoding not in DECODERS:
+        raise ExportError(f"{what} searches {encoding} genomes, which evonas cannot decode into "
+                          f"a model; export works for {', '.join(DECODERS)} genomes")
 
 
 def ranked_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The run's successful results, one per distinct architecture (canonical key), best
-    first: by fitness, then lower validation loss, then evaluation index.
-
-    Each is the journal's ``result`` event of the evaluation that trained the architecture
-    (not a cache hit); its ``seed`` is that evaluation's seed, which reproduces its metrics.
-    """
-    run_dir = Path(run_dir)
-    seeds: dict[int, int] = {}
-    best: dict[str, dict[str, Any]] = {}
-    try:
-        events = list(read_journal(run_dir))
-    except ValueError as exc:
-        raise ExportError(f"{run_dir / JOURNAL} has a line that is not JSON ({exc}); was it "
-                          f"edited by hand?") from None
-    for event in events:
-        if event.get("event") == "ask":
-            seeds[event["index"]] = event["seed"]
-    for event in events:
-        if (event.get("event") != "result" or event.get("status") != "ok"
-                or not isinstance(event.get("fitness"), (int, float))):
-            continue
-        result = dict(event)
-        if result.get("cached"):  # metrics of evaluation cache_of, trained with its seed
-            source = result.get("cache_of")
-            if source not in seeds:
-                continue
-            result["seed"] = seeds[source]
-        key = result["key"]
-        # prefer the evaluation that trained it, then the earliest
-        rank = (bool(result.get("cached")), result["index"])
-        if key not in best or rank < (bool(best[key].get("cached")), best[key]["index"]):
-            best[key] = result
-    return sorted(best.values(), key=_order)
+    """The run's successful results, one per distinct architecture, best first
+    (:meth:`RunRecord.best`): each the ``result`` event of the evaluation that trained it, whose
+    ``seed`` reproduces its metrics."""
+    return RunRecord(run_dir).best()
 
 
-def _no_success(run_dir: Path) -> ExportError:
-    counts = Counter(e.get("status") for e in read_journal(run_dir) if e.get("event") == "result")
-    if not counts:
-        found = "no evaluation has finished yet"
-    else:
-        found = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return ExportError(f"run {run_dir} has no successful evaluation ({found}), so there is no "
-                       f"model to export; the messages of failed evaluations are in "
-                       f"{run_dir / JOURNAL}")
+def _no_success(record: RunRecord) -> ExportError:
+    counts = record.counts()["statuses"]
+    found = (", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+             if counts else "no evaluation has finished yet")
+    return ExportError(f"run {record.path} has no successful evaluation ({found}), so there is "
+                       f"no model to export; the messages of failed evaluations are in "
+                       f"{record.path / JOURNAL}")
 
 
 # ------------------------------------------------------------------------------- training
-def _reuse_best(run_dir: Path, result: Mapping[str, Any], space: Mapping[str, Any],
-                settings: Mapping[str, Any]):
-    """``(model, metrics)`` from ``best/`` when it holds this result's retrained weights."""
+def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: Mapping[str, Any],
+                 epochs: Optional[int] = None):
+    """Train the genome of ``result`` with its evaluation seed, the run's evaluation settings
+    and the workers' thread count (``pool.threads_per_worker``): as in the search (``epochs``
+    None: on the training split, measured on validation and test), or from scratch for
+    ``epochs`` on training + validation data (test metrics only). Returns ``(model, metrics,
+    training)``, ``training`` saying how (for the model card)."""
     import torch
 
-    from training import build_model
+    from training.trainer import score
 
-    try:
-        info = json.loads((run_dir / "best" / "genome.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    weights = run_dir / "best" / "model.pt"
-    if not (isinstance(info, dict) and weights.is_file() and info.get("key") == result["key"]
-            and info.get("seed") == result["seed"] and info.get("space") == dict(space)
-            and info.get("evaluation") == dict(settings)
-            and "test_accuracy" in (info.get("metrics") or {})):
-        return None
-    model = build_model(genome_from_dict(result["genome"]), space)
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except Exception as exc:  # unreadable or not this model's: retrain instead
-        log.warning("cannot reuse %s (%s); retraining", weights, exc)
-        return None
-    return model, dict(info["metrics"])
-
-
-def _retrain(genome: Any, space: Mapping[str, Any], splits: Any, settings: Mapping[str, Any],
-             seed: int, epochs: Optional[int]):
-    """Train ``genome`` with ``seed``: as in the search (``epochs`` None: train split, metrics
-    on validation and test), or from scratch for ``epochs`` on training + validation data
-    (test metrics only). Returns ``(metrics, model)``."""
-    import torch
-
-    from training import build_model, score
-    from training.score import count_flops, count_parameters, evaluate, seed_everything, train
-
-    if epochs is None:
-        return score(genome, space, splits, settings, seed, with_test=True)
-    start = time.perf_counter()
-    seed_everything(seed)
-    model = build_model(genome, {**space, "in_channels": splits.in_channels,
-                                 "num_classes": splits.num_classes})
-    metrics: dict[str, Any] = {"params": count_parameters(model),
-                               "flops": count_flops(model, tuple(splits.x_train.shape[1:]))}
-    x = torch.cat([splits.x_train, splits.x_val])
-    y = torch.cat([splits.y_train, splits.y_val])
-    metrics["train_loss"] = train(model, x, y, {**settings, "epochs": epochs}, seed)
-    metrics["val_accuracy"] = metrics["val_loss"] = None  # the validation data was trained on
-    metrics["test_accuracy"], metrics["test_loss"] = evaluate(
-        model, splits.x_test, splits.y_test, int(settings["eval_batch_size"]))
-    if not math.isfinite(metrics["test_loss"]):
-        raise ExportError(f"retraining {genome} for {epochs} epochs diverged (test loss "
-                          f"{metrics['test_loss']}); try fewer epochs or a lower evaluation.lr")
-    metrics["train_seconds"] = time.perf_counter() - start
-    return metrics, model
-
-
-def _train(run_dir: Path, config: Config, result: Mapping[str, Any], space: Mapping[str, Any],
-           splits: Any, epochs: Optional[int]):
-    """``(model, metrics, training info)`` for one exported result."""
-    import torch
-
-    settings = config.evaluation.model_dump(mode="json")
+    evaluation = config.evaluation.model_dump(mode="json")
     genome = genome_from_dict(result["genome"])
-    training = {"trained": True, "seed": result["seed"], "threads":
-                config.pool.threads_per_worker,
-                "epochs": epochs if epochs is not None else settings["epochs"],
-                "data": "train" if epochs is None else "train+val"}
-    if epochs is None:
-        reused = _reuse_best(run_dir, result, space, settings)
-        if reused is not None:
-            model, metrics = reused
-            training["weights"] = "best/model.pt (retrained by the search with this seed)"
-            training["reproduced"] = metrics.get("val_accuracy") == \
-                result["metrics"].get("val_accuracy")
-            return model, metrics, training
+    training = {"trained": True, "seed": result["seed"],
+                "threads": config.pool.threads_per_worker,
+                "epochs": epochs if epochs is not None else evaluation["epochs"],
+                "data": "train" if epochs is None else "train+val",
+                "weights": "retrained for this export"}
     threads = torch.get_num_threads()
     torch.set_num_threads(config.pool.threads_per_worker)  # as in the workers: same numbers
     try:
-        metrics, model = _retrain(genome, config.search.space(), splits, settings,
-                                  result["seed"], epochs)
-    except ExportError:
-        raise
+        metrics, model = score(genome, space, splits,
+                               evaluation if epochs is None else {**evaluation, "epochs": epochs},
+                               result["seed"], with_test=True, task=config.task.name,
+                               train_on_val=epochs is not None)
     except Exception as exc:  # NaN loss, out of memory: say which genome
         raise ExportError(f"retraining {genome} (evaluation {result['index']}) failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
+                          f"{type(exc).__name__}: {exc}"
+                          + ("; try fewer epochs or a lower evaluation.lr" if epochs else "")) \
+            from exc
     finally:
         torch.set_num_threads(threads)
-    training["weights"] = "retrained for this export"
     if epochs is None:
         training["reproduced"] = metrics["val_accuracy"] == result["metrics"].get("val_accuracy")
         if not training["reproduced"]:
             log.warning("retraining %s gives validation accuracy %.4f, the search measured %s: "
                         "a different machine, torch version or thread count", genome,
                         metrics["val_accuracy"], result["metrics"].get("val_accuracy"))
-    return model, metrics, training
+    return model.cpu(), metrics, training
+
+
+def _info(config: Config, record_name: str, run_dir: Path, rank: int, result: Mapping[str, Any],
+          metrics: Mapping[str, Any], training: Mapping[str, Any],
+          spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``settings.json`` says about a trained result of a run."""
+    return {"source": {"kind": "run", "run": record_name, "run_dir": str(run_dir),
+                       "rank": rank, "index": result["index"], "key": result["key"],
+                       "seed": result["seed"], "values": result["values"]},
+            "metrics": dict(metrics), "search_metrics": result["metrics"],
+            "training": dict(training), "input": dict(spec),
+            "evaluation": config.evaluation.model_dump(mode="json"),
+            "data": config.data.model_dump(mode="json")}
+
+
+def save_best(run_dir: Path, config: Config, best: Mapping[str, Any]) -> dict[str, Any]:
+    """Retrain the run's best result (:func:`train_result`) and write it to ``run_dir/best/``
+    as an export folder with the weights; return its metrics (test accuracy included)."""
+    spec, splits = input_spec(config.data.model_dump(mode="json"), config.task.name)
+    space = config.model_space(splits)
+    model, metrics, training = train_result(config, best, splits, space)
+    genome = genome_from_dict(best["genome"])
+    export_model(model, genome, space, run_dir / BEST, input_shape=spec["shape"],
+                 formats=("weights",),
+                 info=_info(config, config.name, run_dir, 1, best, metrics, training, spec),
+                 latency_batch_size=config.evaluation.eval_batch_size)
+    return metrics
+
+
+def _reuse_best(run_dir: Path, result: Mapping[str, Any], space: Mapping[str, Any],
+                config: Config):
+    """``(model, metrics)`` from ``best/`` when it holds this result's weights, trained with
+    the same space and evaluation settings; else ``None``."""
+    from training.export import is_export, load_model
+
+    folder = run_dir / BEST
+    if not is_export(folder):
+        return None
+    settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
+    source = settings.get("source") or {}
+    if not (source.get("key") == result["key"] and source.get("seed") == result["seed"]
+            and settings.get("space") == dict(space)
+            and settings.get("evaluation") == config.evaluation.model_dump(mode="json")
+            and (settings.get("training") or {}).get("data") == "train"):
+        return None
+    try:
+        return load_model(folder), dict(settings["metrics"])
+    except ExportError as exc:  # unreadable or not this model's: retrain instead
+        log.warning("cannot reuse %s (%s); retraining", folder, exc)
+        return None
 
 
 # ------------------------------------------------------------------------------- export_run
@@ -225,21 +184,18 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
                formats: Iterable[str] | str = FORMATS,
                progress: Optional[Progress] = None) -> list[Path]:
     """Export the ``top`` best distinct genomes of the run in ``run_dir`` to
-    ``run_dir/export/<rank>/`` (rank 1 = best) and return those folders, best first.
+    ``run_dir/export/<rank>/`` (rank 1 = best, :meth:`RunRecord.best`) and return those
+    folders, best first.
 
-    Ranking: successful results only, one per canonical key, by fitness, then lower
-    validation loss, then evaluation index. Each genome is retrained with its evaluation seed
-    and the run's settings (see the module docstring); with ``retrain_epochs`` it is trained
-    from scratch on training + validation data for that many epochs instead. Fewer folders
-    than ``top`` come back when the run has fewer distinct successful genomes. ``formats``:
-    any of :data:`training.export.FORMATS`. ``progress`` receives ``export_start``,
-    ``export_train`` (before each training), ``exported`` (after each folder) events.
-
-    The previous ``export/`` folder is replaced as a whole once every rank is written.
+    Each genome is retrained by :func:`train_result` (rank 1 reuses ``best/`` when it matches);
+    with ``retrain_epochs`` each is trained from scratch on training + validation data for that
+    many epochs instead. Fewer folders than ``top`` come back when the run has fewer distinct
+    successful genomes. ``formats``: any of :data:`training.export.FORMATS`. ``progress``
+    receives ``export_start``, ``export_train`` (before each training) and ``exported`` (after
+    each folder) events. The previous ``export/`` folder is replaced as a whole once every rank
+    is written.
     """
     import torch
-
-    from training.export import replace_dir
 
     progress = progress or (lambda event: None)
     run_dir = Path(run_dir)
@@ -250,20 +206,18 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
         raise ExportError(f"retrain_epochs must be a positive number of epochs, got "
                           f"{retrain_epochs!r}")
     formats = check_formats(formats)
-    config = _run_config(run_dir)
-    _check_trainable(config, f"run {run_dir}")
-    ranked = ranked_results(run_dir)
+    record = _record(run_dir)
+    config = record.config
+    check_trainable(config, f"run {run_dir}")
+    ranked = record.best()
     if not ranked:
-        raise _no_success(run_dir)
+        raise _no_success(record)
     chosen = ranked[:top]
     if len(chosen) < top:
         log.warning("run %s has %d distinct successful genomes; exporting %d, not %d",
                     run_dir, len(ranked), len(chosen), top)
-    data = config.data.model_dump(mode="json")
-    spec, splits = input_spec(data)
-    space = {**config.search.space(), "in_channels": splits.in_channels,
-             "num_classes": splits.num_classes}
-    evaluation = config.evaluation.model_dump(mode="json")
+    spec, splits = input_spec(config.data.model_dump(mode="json"), config.task.name)
+    space = config.model_space(splits)
     progress({"event": "export_start", "run_dir": str(run_dir), "ranks": len(chosen),
               "top": top, "retrain_epochs": retrain_epochs, "formats": list(formats)})
     entries: list[dict[str, Any]] = []
@@ -274,28 +228,37 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
             progress({"event": "export_train", "rank": rank, "genome": genome.to_string(),
                       "index": result["index"], "seed": result["seed"],
                       "epochs": retrain_epochs})
-            model, metrics, training = _train(run_dir, config, result, space, splits,
-                                              retrain_epochs)
-            info = {"source": {"kind": "run", "run": config.name, "run_dir": str(run_dir),
-                               "rank": rank, "index": result["index"], "seed": result["seed"],
-                               "fitness": result["fitness"]},
-                    "metrics": metrics, "search_metrics": result["metrics"],
-                    "training": training, "input": spec, "evaluation": evaluation, "data": data}
-            path = export_model(model, genome, space, root / str(rank),
-                                input_shape=spec["shape"], formats=formats, info=info,
-                                latency_batch_size=config.evaluation.eval_batch_size)
+            reused = (_reuse_best(run_dir, result, space, config)
+                      if retrain_epochs is None else None)
+            if reused is not None:
+                model, metrics = reused
+                training = {"trained": True, "seed": result["seed"],
+                            "threads": config.pool.threads_per_worker,
+                            "epochs": config.evaluation.epochs, "data": "train",
+                            "weights": "best/ (retrained by the run with this seed)",
+                            "reproduced": metrics.get("val_accuracy")
+                            == result["metrics"].get("val_accuracy")}
+            else:
+                model, metrics, training = train_result(config, result, splits, space,
+                                                        retrain_epochs)
+            path = export_model(
+                model, genome, space, root / str(rank), input_shape=spec["shape"],
+                formats=formats,
+                info=_info(config, config.name, run_dir, rank, result, metrics, training, spec),
+                latency_batch_size=config.evaluation.eval_batch_size)
             entries.append({"rank": rank, "path": str(rank), "genome": genome.to_string(),
                             "key": result["key"], "index": result["index"],
-                            "seed": result["seed"], "fitness": result["fitness"],
+                            "seed": result["seed"], "values": result["values"],
                             "metrics": metrics, "training": training})
             latency = json.loads((path / "settings.json").read_text())["latency"]
             progress({"event": "exported", "rank": rank,
                       "path": str(run_dir / "export" / str(rank)), "genome": genome.to_string(),
                       "metrics": metrics, "latency_ms": latency["median_ms"]})
         write_json(root / "index.json", {
-            "format": INDEX_FORMAT, "version": 1, "run_dir": str(run_dir),
-            "retrain_epochs": retrain_epochs, "formats": list(formats), "torch": torch.__version__,
-            "ranks": entries})
+            "format": INDEX_FORMAT, "version": 2, "run_dir": str(run_dir),
+            "objectives": [str(o) for o in record.objectives],
+            "retrain_epochs": retrain_epochs, "formats": list(formats),
+            "torch": torch.__version__, "ranks": entries})
 
     target = replace_dir(run_dir / "export", build, owned=_is_export_root)
     return [target / str(entry["rank"]) for entry in entries]
@@ -310,47 +273,13 @@ def _is_export_root(path: Path) -> bool:
 
 # ------------------------------------------------------------------------------- export_genome
 def parse_genome(genome: Union[str, os.PathLike, Mapping[str, Any]], encoding: str):
-    """A genome from its text form (``binary``: ``1-01_1-01-001``; ``cell``:
-    ``op@i+op@j,.../op@i+op@j,...``), from a dict, or from a JSON file holding a genome dict
-    or a document with a ``genome`` entry (``genome.json`` of an export or of ``best/``).
-    ``encoding`` is the config's; a genome of another encoding is an error."""
-    if isinstance(genome, Mapping):
-        doc: Any = genome
-    else:
-        text = os.fspath(genome).strip()
-        path = Path(text)
-        if text.endswith(".json") or path.is_file():
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ExportError(f"genome file {text!r} does not exist; give a genome string "
-                                  f"or a JSON file with a genome dict") from None
-            except (OSError, ValueError) as exc:
-                raise ExportError(f"cannot read genome file {text!r}: {exc}") from None
-        else:
-            doc = None
-            cls = {"binary": BinaryGenome, "cell": CellGenome}.get(encoding)
-            if cls is None:
-                raise ExportError(f"the config searches {encoding} genomes, which evonas cannot "
-                                  f"decode into a model; use a binary or cell config")
-            try:
-                return cls.from_string(text)
-            except GenomeError as exc:
-                example = ("1-01_1-01-001" if encoding == "binary" else
-                           "sep_conv_3x3@0+identity@1,.../avg_pool_3x3@0+max_pool_3x3@1,...")
-                raise ExportError(f"{text!r} is not a {encoding} genome ({exc}); the config "
-                                  f"expects a string like {example}, or a JSON file with a "
-                                  f"genome dict") from None
-    if isinstance(doc, Mapping) and isinstance(doc.get("genome"), Mapping):
-        doc = doc["genome"]  # genome.json of an export or of best/
+    """A genome of ``encoding`` from its text form, a dict, or a JSON file holding a genome
+    dict or a document with a ``genome`` entry (an export's ``genome.json``); see
+    :func:`genome.load_genome`. Any problem is an :class:`ExportError`."""
     try:
-        parsed = genome_from_dict(doc)
+        return load_genome(genome, encoding)
     except GenomeError as exc:
-        raise ExportError(f"not a genome: {exc}") from None
-    if parsed.encoding != encoding:
-        raise ExportError(f"the genome is a {parsed.encoding} genome but the config searches "
-                          f"{encoding} genomes; give a config of the same encoding")
-    return parsed
+        raise ExportError(str(exc)) from None
 
 
 def export_genome(genome: Union[str, os.PathLike, Mapping[str, Any]],
@@ -366,7 +295,7 @@ def export_genome(genome: Union[str, os.PathLike, Mapping[str, Any]],
     says it is untrained and gives no accuracies. Returns ``out_dir``.
     """
     from training import build_model
-    from training.score import seed_everything
+    from training.trainer import seed_everything
 
     formats = check_formats(formats)
     if not isinstance(config, Config):
@@ -377,12 +306,11 @@ def export_genome(genome: Union[str, os.PathLike, Mapping[str, Any]],
         source = str(path)
     else:
         source = config.name
-    _check_trainable(config, f"config {source}")
+    check_trainable(config, f"config {source}")
     parsed = parse_genome(genome, config.search.encoding)
     data = config.data.model_dump(mode="json")
-    spec, splits = input_spec(data)
-    space = {**config.search.space(), "in_channels": splits.in_channels,
-             "num_classes": splits.num_classes}
+    spec, splits = input_spec(data, config.task.name)
+    space = config.model_space(splits)
     seed_everything(seed)
     model = build_model(parsed, space)
     info = {"source": {"kind": "genome", "config": source},

@@ -4,7 +4,7 @@
     ``config.yaml``   the validated config, frozen at the start (every default spelled out)
     ``journal.jsonl`` one JSON object per line, appended and flushed per event: ``session``
                       (a process started or resumed the run), ``ask`` (index, seed, genome),
-                      ``result`` (status, fitness, metrics, worker, times, cache hits),
+                      ``result`` (status, objective values, metrics, worker, times, cache hits),
                       ``generation`` / ``window`` (population statistics), ``extend``
     ``state.json``    snapshot of the search (strategy with its RNG, cache, counts) and how
                       much of the journal it covers; resume loads it and replays the rest
@@ -36,8 +36,10 @@ JOURNAL = "journal.jsonl"
 CONFIG = "config.yaml"
 SNAPSHOT = "state.json"
 LOCK = "lock"
-FORMAT = 1
-"""Version of the run directory layout (journal events and snapshot); bumped on change."""
+FORMAT = 2
+"""Version of the run directory layout (journal events and snapshot); bumped on change.
+Format 1 journals (a single ``fitness`` per result) are read through :func:`upgrade`; their
+snapshots are not, so resuming one replays the whole journal."""
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
@@ -144,7 +146,7 @@ class RunDirectory:
             opened.close()
             raise
         opened.lines = len(events)
-        return opened, events
+        return opened, [upgrade(e) for e in events]
 
     def _lock(self) -> None:
         lock = self.path / LOCK
@@ -211,9 +213,13 @@ def read_snapshot(path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s is unreadable (%s); replaying the whole journal instead", file, exc)
         return None
+    if version == 1:
+        log.warning("%s was written by an older evonas (format 1); replaying the whole journal "
+                    "instead", file)
+        return None
     if version != FORMAT:
-        raise RunDirectoryError(f"{file} has format {version!r}; this evonas reads format "
-                                f"{FORMAT}. Use the evonas version that wrote the run.")
+        raise RunDirectoryError(f"{file} has format {version!r}; this evonas reads formats 1 "
+                                f"and {FORMAT}. Use the evonas version that wrote the run.")
     return state
 
 
@@ -255,8 +261,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def upgrade(event: dict[str, Any]) -> dict[str, Any]:
+    """An event in the current format: a format-1 ``result`` with one ``fitness`` gets
+    ``values`` (``[fitness]`` when ok, else ``None``)."""
+    if event.get("event") == "result" and "values" not in event:
+        event = dict(event)
+        fitness = event.pop("fitness", None)
+        event["values"] = [fitness] if event.get("status") == "ok" and fitness is not None \
+            else None
+    return event
+
+
 def read_journal(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """The events of a run directory's journal, in order (a torn last line is left out)."""
     if not (Path(path) / JOURNAL).exists() and not (Path(path) / CONFIG).exists():
         raise RunDirectoryError(f"{path} is not a run directory")
-    yield from read_events(path)[0]
+    yield from (upgrade(e) for e in read_events(path)[0])

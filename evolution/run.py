@@ -5,13 +5,13 @@
 Every asked genome gets the next evaluation index and a seed derived from (run seed, index), so
 results do not depend on which worker ran what. Identical architectures (same canonical key;
 settings are fixed per run) are trained once: later asks reuse the result and are journalled as
-cache hits. A non-ok result is told to the strategy as the worst fitness and the run goes on.
+cache hits. A non-ok result is told to the strategy as ``None`` (worse than any values) and the
+run goes on.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import random
 import time
@@ -23,9 +23,12 @@ from typing import Any, Callable, Optional
 
 from evolution.config import Config, ConfigError
 from evolution.journal import (CONFIG, FORMAT, SNAPSHOT, RunDirectory, RunDirectoryError,
-                               atomic_write, read_snapshot)
+                               read_snapshot)
+from evolution.objectives import Objectives
 from evolution.pool import Pool, make_pool
-from evolution.strategies import WORST, Ask, make_strategy
+from evolution.results import CRASHED, OK, cache_entry, cache_hit, result_event
+from evolution.strategies import STRATEGIES, Ask, make_strategy
+from evolution.worker import make_task
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,11 @@ class RunSummary:
 
         return genome_from_dict(self.best["genome"]).to_string() if self.best else None
 
+    @property
+    def best_values(self) -> Optional[list[float]]:
+        """The best result's objective values, in config order."""
+        return self.best["values"] if self.best else None
+
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
                 "trained": self.trained, "cache_hits": self.cache_hits,
@@ -65,40 +73,23 @@ class RunSummary:
                 "final": self.final}
 
 
-def model_space(config: Config, splits: Any = None) -> dict[str, Any]:
-    """The decoder's settings for this run: what the genome does not say (with the data set's
-    shape when there is one)."""
-    space = config.search.space()
-    if splits is not None:
-        space.update(in_channels=splits.in_channels, num_classes=splits.num_classes)
-    return space
-
-
 def check_evaluator(config: Config, space: dict[str, Any]) -> None:
     """Import the configured evaluator and call it once on a random genome of the space, so a
-    wrong path or return type stops the run before it starts. The genome comes from its own
-    RNG; the strategy's randomness is untouched."""
+    wrong path or return type, or a result without the objectives' metrics, stops the run
+    before it starts. The genome comes from its own RNG; the strategy's randomness is
+    untouched."""
     from evolution.evaluator import call_evaluator
-    from evolution.strategies.base import make_toolbox
     from evolution.worker import evaluator_settings
+    from genome import get_encoding
 
     rng = random.Random(f"evaluator-check:{config.seed}")
-    genome = make_toolbox(config.search, config.strategy, rng).random_genome()
-    task = {"training": config.evaluation.model_dump(mode="json"), "space": space,
+    genome = get_encoding(config.search.encoding).random(config.search, rng)
+    task = {"evaluation": config.evaluation.model_dump(mode="json"), "space": space,
             "seed": derive_seed(config.seed, -1), "index": -1}
-    call_evaluator(config.evaluation.evaluator, genome, evaluator_settings(task),
-                   config.evaluation.objective)
-
-
-def _rank(result: dict[str, Any]) -> tuple[float, float]:
-    """Order of results for "best": higher fitness, then lower validation loss."""
-    loss = result["metrics"].get("val_loss")
-    return result["fitness"], -loss if loss is not None else -math.inf
-
-
-def _compact(event: dict[str, Any]) -> dict[str, Any]:
-    """What the cache keeps of a result: enough to answer a later identical ask."""
-    return {k: event.get(k) for k in ("index", "status", "fitness", "metrics", "message")}
+    objectives = Objectives.from_config(config)
+    metrics = call_evaluator(config.evaluation.evaluator, genome, evaluator_settings(task),
+                             objectives.metrics)
+    objectives.values_of(metrics)
 
 
 class Search:
@@ -108,8 +99,9 @@ class Search:
     Live, every ask and every applied result is journalled in the order it happens, so replaying
     the journal through a fresh strategy (same seed) rebuilds the search exactly: that is how a
     run resumes. A snapshot (``state.json``) shortens the replay. In deterministic mode (and
-    with the serial pool) at most ``pool.workers`` evaluations are outstanding and results are
-    applied in proposal order, so the journal does not depend on timing.
+    with the serial pool) at most ``pool.workers`` evaluations are outstanding
+    (:attr:`max_in_flight`) and results are applied in proposal order, so the journal does not
+    depend on timing.
     """
 
     def __init__(self, config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str, Any],
@@ -118,12 +110,10 @@ class Search:
         self.progress = progress or (lambda event: None)
         self.rng = random.Random(config.seed)
         self.strategy = make_strategy(config, self.rng)
+        self.objectives = Objectives.from_config(config)
         self.deterministic = config.deterministic or config.pool.backend == "serial"
-        self.window = config.pool.workers
-        self.base_task = {"space": space, "data": config.data.model_dump(mode="json"),
-                          "training": config.evaluation.model_dump(mode="json"),
-                          "evaluator": config.evaluation.evaluator,
-                          "objective": config.evaluation.objective}
+        self.max_in_flight = config.pool.workers  # deterministic mode: asks not yet applied
+        self.space = space
         self.next_index = 0
         self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event, until applied
         self.cache: dict[str, dict[str, Any]] = {}       # key -> result that trained it
@@ -141,13 +131,14 @@ class Search:
     def loop(self) -> None:
         while not self.strategy.done:
             self._fill()
+            self._drain()  # deterministic: cache hits held behind nothing that runs
             if self.strategy.done:
                 break
             if not self.running:
                 raise RuntimeError("search stalled: nothing is running and the strategy asks "
                                    "for nothing")
             for result in self.pool.wait():
-                self._deliver(self._result_event(result["index"], result))
+                self._deliver(result_event(self.asked[result["index"]], result))
             self._drain()
         self.snapshot()
 
@@ -159,7 +150,7 @@ class Search:
                 self.pool.submit(self.ready.popleft())
                 continue
             if self.deterministic:  # never ask on timing, only on what has been applied
-                if len(self.asked) >= self.window:
+                if len(self.asked) >= self.max_in_flight:
                     return
             elif self.ready or self.pool.free <= 0:
                 return
@@ -183,7 +174,7 @@ class Search:
         trained, or send it to the pool."""
         key = self.asked[index]["key"]
         if key in self.cache:
-            self._deliver(self._hit(index))
+            self._deliver(cache_hit(self.asked[index], self.cache[key]))
         elif self.running.get(key, index) != index:
             self.waiting.setdefault(key, []).append(index)
         else:
@@ -192,32 +183,12 @@ class Search:
     def _submit(self, index: int) -> None:
         event = self.asked[index]
         self.running[event["key"]] = index
-        task = {**self.base_task, "index": index, "seed": event["seed"],
-                "genome": event["genome"]}
+        task = make_task(self.config, self.space, index=index, seed=event["seed"],
+                         genome=event["genome"])
         if self.pool.free > 0:
             self.pool.submit(task)
         else:
             self.ready.append(task)
-
-    def _hit(self, index: int) -> dict[str, Any]:
-        ask, cached = self.asked[index], self.cache[self.asked[index]["key"]]
-        return {"event": "result", "index": index, "genome": ask["genome"], "key": ask["key"],
-                "seed": ask["seed"], "status": cached["status"], "fitness": cached["fitness"],
-                "metrics": cached["metrics"], "message": cached["message"], "cached": True,
-                "cache_of": cached["index"]}
-
-    def _result_event(self, index: int, result: dict[str, Any]) -> dict[str, Any]:
-        ask = self.asked[index]
-        event = {"event": "result", "index": index, "genome": ask["genome"], "key": ask["key"],
-                 "seed": ask["seed"], "status": result["status"], "fitness": result["fitness"],
-                 "metrics": result.get("metrics", {}), "message": result.get("message", ""),
-                 "cached": False, "worker": result.get("worker"), "pid": result.get("pid"),
-                 "started": result.get("started"), "finished": result.get("finished"),
-                 "seconds": (result.get("finished") or 0) - (result.get("started") or 0)}
-        for extra in ("traceback", "attempts", "retried", "device", "gpu"):
-            if extra in result:
-                event[extra] = result[extra]
-        return event
 
     def _deliver(self, event: dict[str, Any]) -> None:
         """Apply a result now, or (deterministic mode) hold it for :meth:`_drain`."""
@@ -248,17 +219,19 @@ class Search:
             self.counts["trained"] += 1
             if self.running.get(key) == index:
                 del self.running[key]
-            if event["status"] != "crashed":  # a crash is not the architecture's fault
-                self.cache[key] = _compact(event)
-        ok = event["status"] == "ok"
+            if event["status"] != CRASHED:  # a crash is not the architecture's fault
+                self.cache[key] = cache_entry(event)
+        ok = event["status"] == OK
         if not ok:
             self.counts["failures"] += 1
-        elif self.best is None or _rank(event) > _rank(self.best):
+        elif self.best is None or (self.objectives.rank_key(event)
+                                   < self.objectives.rank_key(self.best)):
             self.best = event
         if not self.replaying:
-            self.progress({**event, "best": self.best and self.best["fitness"], **self.counts,
-                           "running": self.pool.running, "utilization": self.pool.utilization})
-        extras = self.strategy.tell(ask["ticket"], event["fitness"] if ok else WORST)
+            self.progress({**event, "best": self.best and self.best["values"][0],
+                           **self.counts, "running": self.pool.running,
+                           "utilization": self.pool.utilization})
+        extras = self.strategy.tell(ask["ticket"], event["values"] if ok else None)
         if self.replaying:
             return
         for extra in extras:
@@ -269,13 +242,13 @@ class Search:
             self.snapshot()
         if not event["cached"]:
             waiting = self.waiting.pop(key, [])
-            if event["status"] == "crashed" and waiting:  # train it again for those waiting
+            if event["status"] == CRASHED and waiting:  # train it again for those waiting
                 self._submit(waiting[0])
                 if waiting[1:]:
                     self.waiting[key] = waiting[1:]
             else:
                 for other in waiting:
-                    self._deliver(self._hit(other))
+                    self._deliver(cache_hit(self.asked[other], self.cache[key]))
 
     # --------------------------------------------------------------------------- persistence
     def snapshot(self) -> None:
@@ -318,40 +291,13 @@ class Search:
             self.replaying = False
 
     def resume_in_flight(self) -> None:
-        """Send every outstanding ask (asked, no result yet) back out with its original seed."""
+        """Send every outstanding ask (asked, no result yet) back out with its original seed.
+        Nothing is applied here: as live, the loop first fills the window, then applies held
+        results in proposal order (the journal of a resumed deterministic run is the
+        uninterrupted one)."""
         for index in sorted(self.asked):
             if index in self.asked:  # a cache hit may have applied it meanwhile
                 self._dispatch(index)
-        self._drain()
-
-
-def _final_evaluation(config: Config, run_dir: RunDirectory, best: dict[str, Any],
-                      space: dict[str, Any]) -> dict[str, Any]:
-    """Retrain the best genome with its evaluation seed and the workers' thread count, which
-    reproduces the search's numbers on CPU; measure it on the test split (its only use) and
-    save its genome, settings, metrics and weights in ``best/``."""
-    import torch
-
-    from genome import genome_from_dict
-    from training import load_dataset, score
-
-    splits = load_dataset(config.data.model_dump(mode="json"))
-    training = config.evaluation.model_dump(mode="json")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.pool.threads_per_worker)  # as in the workers: same numbers
-    try:
-        metrics, model = score(genome_from_dict(best["genome"]), space, splits, training,
-                               best["seed"], with_test=True)
-    finally:
-        torch.set_num_threads(threads)
-    out = run_dir.path / "best"
-    atomic_write(out / "model.pt", lambda f: torch.save(model.state_dict(), f), mode="wb")
-    run_dir.write_json("best/genome.json", {
-        "genome": best["genome"], "key": best["key"], "index": best["index"],
-        "seed": best["seed"], "space": space, "evaluation": training,
-        "data": config.data.model_dump(mode="json"), "search_metrics": best["metrics"],
-        "metrics": metrics})
-    return metrics
 
 
 def _prepare(config: Config) -> tuple[dict[str, Any], str]:
@@ -359,13 +305,13 @@ def _prepare(config: Config) -> tuple[dict[str, Any], str]:
     needed downloads) the data set, so problems show before any evaluation."""
     evaluator = config.evaluation.evaluator
     if evaluator:
-        space = model_space(config)
+        space = config.model_space()
         check_evaluator(config, space)
         return space, f"evaluator {evaluator}"
     from training import load_dataset  # torch: only when the built-in trainer is used
 
     splits = load_dataset(config.data.model_dump(mode="json"))
-    return model_space(config, splits), splits.describe()
+    return config.model_space(splits), splits.describe()
 
 
 def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list]],
@@ -391,8 +337,10 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
         pool.close()  # free the cores for the final training
         final = {}
         if search.best is not None and not config.evaluation.evaluator:
+            from evolution.export import save_best
+
             progress({"event": "final_training", "index": search.best["index"]})
-            final = _final_evaluation(config, run_dir, search.best, space)
+            final = save_best(run_dir.path, config, search.best)
         summary = RunSummary(run_dir.path, seconds=time.time() - start, best=search.best,
                              final=final, **search.counts)
         run_dir.write_json("summary.json", summary.to_dict())
@@ -443,10 +391,6 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
         workers, progress)
 
 
-EXTENSIBLE = {"genetic": "generations", "aging": "cycles", "random": "evaluations"}
-"""The one budget key of each strategy that a resume may raise."""
-
-
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(data, dict):
         return {prefix[:-1]: data}
@@ -482,7 +426,7 @@ def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
     frozen = load_config(path / CONFIG)
     target = frozen
     if extend is not None:
-        key = EXTENSIBLE[frozen.strategy.name]
+        key = STRATEGIES[frozen.strategy.name].budget_key
         current = getattr(frozen.strategy, key)
         if extend < current:
             raise ConfigError(f"strategy.{key} is {current}; extending needs a value of at "
@@ -494,7 +438,7 @@ def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
             raise ConfigError(f"the config differs from the one {path} was started with, in: "
                               f"{', '.join(changed)}. Resume with the same config (to extend "
                               f"a finished run: evonas resume {path} --"
-                              f"{EXTENSIBLE[frozen.strategy.name]} N)")
+                              f"{STRATEGIES[frozen.strategy.name].budget_key} N)")
 
     def open_run_dir() -> tuple[RunDirectory, list]:
         opened, events = RunDirectory.open(path)

@@ -1,13 +1,16 @@
 """What a worker does with one task: plain dict in, plain dict out, never raises.
 
-A task is ``{"index", "seed", "genome", "space", "data", "training", "evaluator", "objective"}``
-(all JSON values), plus ``device`` (``"cpu"`` or ``"cuda:0"``: the device the evaluation must
-use *inside* this worker, whose ``CUDA_VISIBLE_DEVICES`` holds only its own GPU) when a pool
-sets it. The result is ``{"index", "status", "fitness", "metrics", "message", "started",
-"finished"}`` plus ``traceback`` for a failure. Status is ``ok`` or ``failed``; the pools add
-``timeout`` and ``crashed``. Without an evaluator the built-in trainer scores the genome.
+A task is ``{"index", "seed", "genome", "space", "data", "evaluation", "evaluator",
+"objectives"}`` (all JSON values; ``objectives`` lists the metric names whose values the result
+carries), plus ``device`` (``"cpu"`` or ``"cuda:0"``: the device the evaluation must use
+*inside* this worker, whose ``CUDA_VISIBLE_DEVICES`` holds only its own GPU) when a pool sets
+it. The result is a :class:`~evolution.results.Result`: status ``ok`` or ``failed`` here (the
+pools add ``timeout`` and ``crashed``), ``values``, ``metrics``, ``message`` (and
+``traceback``), ``started`` and ``finished``. Without an evaluator the built-in trainer scores
+the genome.
 
-:func:`serve` is the loop of one local worker process (see ``evolution.pool.LocalPool``).
+:func:`serve` is the loop of one local worker process (see ``evolution.pool.local``); the
+worker imports nothing from the pool.
 """
 from __future__ import annotations
 
@@ -20,14 +23,44 @@ import time
 import traceback
 from typing import Any, Mapping
 
+from evolution.results import FAILED, OK, Result, make_result
+
 log = logging.getLogger(__name__)
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads for torch (and BLAS/OpenMP libraries started later)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != 1:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set once torch ran parallel work in this process
+            pass
+
+
+def make_task(config: Any, space: Mapping[str, Any], *, index: int, seed: int,
+              genome: Mapping[str, Any]) -> dict[str, Any]:
+    """The task of evaluation ``index`` of ``genome`` (its dict form) with ``seed``, under the
+    run's ``config`` and decoder ``space``: the one place a task is put together."""
+    return {"index": index, "seed": seed, "genome": dict(genome), "space": dict(space),
+            "data": config.data.model_dump(mode="json"),
+            "evaluation": config.evaluation.model_dump(mode="json"),
+            "evaluator": config.evaluation.evaluator,
+            "objectives": [o.metric for o in config.objectives]}
 
 
 def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
     """What a user evaluator receives besides the genome: the evaluation settings, the
     evaluation's seed and index, the search space's decoder settings, and the device it
     should use (``"cpu"``, or ``"cuda:0"`` in a GPU worker)."""
-    return {**task["training"], "seed": task["seed"], "index": task["index"],
+    return {**task["evaluation"], "seed": task["seed"], "index": task["index"],
             "space": task["space"], "device": task.get("device", "cpu")}
 
 
@@ -39,10 +72,10 @@ def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
         from evolution.evaluator import call_evaluator
 
         return call_evaluator(task["evaluator"], genome, evaluator_settings(task),
-                              task["objective"])
+                              task["objectives"])
     from training import load_dataset, score
 
-    metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["training"],
+    metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
                        task["seed"], device=task.get("device", "cpu"))
     return metrics
 
@@ -63,26 +96,30 @@ def _release_memory(cuda: bool) -> None:
         torch.cuda.empty_cache()
 
 
-def evaluate_task(task: Mapping[str, Any]) -> dict[str, Any]:
-    """Evaluate ``task["genome"]``; any exception becomes a ``failed`` result.
+def evaluate_task(task: Mapping[str, Any]) -> Result:
+    """Evaluate ``task["genome"]``; any exception becomes a ``failed`` result, and so does a
+    result without a finite value for every objective metric.
 
     ``MemoryError`` (for example from ``pool.memory_limit_mb``) and CUDA out-of-memory are
     ``failed`` too; after either the worker collects garbage (and empties the CUDA cache), so
     it can take the next task."""
+    from evolution.objectives import values_of
     from genome.errors import EvonasError
 
-    result: dict[str, Any] = {"index": task["index"], "status": "ok", "fitness": None,
-                              "metrics": {}, "message": "", "started": time.time()}
+    started = time.time()
+    index = task["index"]
     release = None
     try:
-        result["metrics"] = _metrics(task)
-        result["fitness"] = result["metrics"][task.get("objective", "val_accuracy")]
+        metrics = _metrics(task)
+        result = make_result(index, OK, values=values_of(metrics, task["objectives"]),
+                             metrics=metrics, started=started)
     except EvonasError as exc:  # ours (NaN loss, bad evaluator value): the message says it all
-        result.update(status="failed", fitness=None, message=f"{type(exc).__name__}: {exc}")
+        result = make_result(index, FAILED, message=f"{type(exc).__name__}: {exc}",
+                             started=started)
     except Exception as exc:  # a failed evaluation is a result, not a crash of the run
-        log.debug("evaluation %s failed", task["index"], exc_info=True)
-        result.update(status="failed", fitness=None, message=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc())
+        log.debug("evaluation %s failed", index, exc_info=True)
+        result = make_result(index, FAILED, message=f"{type(exc).__name__}: {exc}",
+                             started=started, traceback=traceback.format_exc())
         if isinstance(exc, MemoryError) or _is_cuda_oom(exc):
             release = _is_cuda_oom(exc)
             result["out_of_memory"] = "cuda" if release else "host"
@@ -139,8 +176,6 @@ def serve(conn: Any, worker_id: int, threads: int, device: str,
     ignores SIGINT and the parent stops it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from evolution.pool import set_threads
-
     set_threads(threads)
     memory = data_megabytes()  # after importing torch: what a worker holds before any task
     if memory_limit_mb is not None:

@@ -1,10 +1,15 @@
-"""What an architecture is: frozen, hashable, JSON-serialisable genomes and their pure
-variation operators. This package imports neither torch nor ``evolution``."""
-from genome.binary import BinaryGenome
-from genome.cell import CellGenome
-from genome.choice import ChoiceGenome
+"""What an architecture is: frozen, hashable, JSON-serialisable genomes, their pure variation
+operators, and the registry of encodings. This package imports neither torch nor
+``evolution``."""
 from genome.errors import EvonasError, GenomeError
-from genome.registry import ENCODINGS, genome_from_dict
+from genome.registry import (ENCODINGS, Encoding, Graph, genome_from_dict, get_encoding,
+                             load_genome, parse_genome, register)
 
-__all__ = ["BinaryGenome", "CellGenome", "ChoiceGenome", "ENCODINGS", "EvonasError",
-           "GenomeError", "genome_from_dict"]
+# The built-in encodings register themselves on import (one line each).
+from genome.binary import BinaryGenome  # noqa: E402
+from genome.cell import CellGenome  # noqa: E402
+from genome.choice import ChoiceGenome  # noqa: E402
+
+__all__ = ["BinaryGenome", "CellGenome", "ChoiceGenome", "ENCODINGS", "Encoding", "EvonasError",
+           "GenomeError", "Graph", "genome_from_dict", "get_encoding", "load_genome",
+           "parse_genome", "register"]

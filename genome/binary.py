@@ -18,11 +18,16 @@ from __future__ import annotations
 import numbers
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
 
 import networkx as nx
+from deap import tools
+from pydantic import Field, model_validator
 
 from genome.errors import GenomeError
+from genome.registry import Encoding, Graph, register
+from genome.rng import lend
+from genome.section import Section
 
 INPUT = "input"
 OUTPUT = "output"
@@ -238,12 +243,19 @@ def _canonical_stage(k: int, bits: Sequence[int]) -> str:
 # --------------------------------------------------------------------------- variation operators
 def mutate(genome: BinaryGenome, rng: random.Random, *, p_m: float, q_m: float) -> BinaryGenome:
     """Bit-flip mutation of the paper: with probability ``p_m`` the individual mutates, and then
-    each bit flips independently with probability ``q_m``. Returns a new genome (or ``genome``
-    itself when nothing changed); the argument is never modified."""
+    each bit flips independently with probability ``q_m`` (DEAP's ``tools.mutFlipBit`` on a
+    copy of the bits, drawing from ``rng``). Returns a new genome (or ``genome`` itself when
+    nothing changed); the argument is never modified."""
     if rng.random() >= p_m:
         return genome
-    bits = tuple(tuple(b ^ 1 if rng.random() < q_m else b for b in stage)
-                 for stage in genome.bits)
+    flat = [b for stage in genome.bits for b in stage]
+    with lend(rng):
+        tools.mutFlipBit(flat, indpb=q_m)
+    bits, start = [], 0
+    for stage in genome.bits:
+        bits.append(tuple(flat[start:start + len(stage)]))
+        start += len(stage)
+    bits = tuple(bits)
     return genome if bits == genome.bits else BinaryGenome(genome.stages, bits)
 
 
@@ -271,3 +283,87 @@ def crossover(a: BinaryGenome, b: BinaryGenome, rng: random.Random, *,
     bits_a = tuple(y if s else x for x, y, s in zip(a.bits, b.bits, swap))
     bits_b = tuple(x if s else y for x, y, s in zip(a.bits, b.bits, swap))
     return BinaryGenome(a.stages, bits_a), BinaryGenome(b.stages, bits_b)
+
+
+# --------------------------------------------------------------------------- the encoding
+class BinarySearch(Section):
+    """Genetic-CNN binary strings (Xie & Yuille 2017): the ``search:`` section."""
+
+    encoding: Literal["binary"] = "binary"
+    stages: list[int] = Field([3, 4], min_length=1,
+                              description="Genetic-CNN nodes per stage K_1..K_S (each >= 2)")
+    channels: list[int] = Field([16, 32], min_length=1,
+                                description="convolution width of each stage")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BinarySearch":
+        if any(k < 2 for k in self.stages):
+            raise ValueError(f"search.stages: every stage needs at least 2 nodes, got {self.stages}")
+        if any(c < 1 for c in self.channels):
+            raise ValueError(f"search.channels: widths must be positive, got {self.channels}")
+        if len(self.channels) != len(self.stages):
+            raise ValueError(f"search.channels has {len(self.channels)} entries {self.channels} but "
+                             f"search.stages has {len(self.stages)} {self.stages}: give one width "
+                             f"per stage")
+        return self
+
+    def decoder_space(self) -> dict[str, Any]:
+        """The decoder's settings (without the data set's in_channels / num_classes)."""
+        return {"channels": list(self.channels)}
+
+
+def graph(genome: BinaryGenome) -> Graph:
+    """Each stage a cluster: its default input, kept nodes and default output; stages joined by
+    their 2x2 max pooling (dashed)."""
+    out = Graph(f"Genetic-CNN genome {genome.to_string()}")
+    for s, k in enumerate(genome.stages):
+        stage = genome.stage_graph(s)
+        cluster = f"stage{s + 1}"
+        kept = [v for v in stage if stage.nodes[v]["role"] == NODE]
+        pruned = [f"v{v}" for v in range(1, k + 1) if v not in stage]
+        out.clusters[cluster] = (f"stage {s + 1}: K={k}"
+                                 + (f", pruned {', '.join(pruned)}" if pruned else ""))
+
+        def name(v: int, s: int = s, k: int = k) -> str:
+            return f"s{s + 1}_" + ("input" if v == 0 else "output" if v == k + 1 else f"v{v}")
+
+        out.nodes[name(0)] = ("input", INPUT, cluster)
+        for v in kept:
+            out.nodes[name(v)] = (f"v{v}", NODE, cluster)
+        out.nodes[name(k + 1)] = ("output", OUTPUT, cluster)
+        for u, v in sorted(stage.edges):
+            out.edges.append((name(u), name(v), None, "solid"))
+        if s + 1 < len(genome.stages):
+            out.edges.append((name(k + 1), f"s{s + 2}_input", "max pool 2x2", "dashed"))
+    return out
+
+
+class Binary(Encoding):
+    name = "binary"
+    title = "Genetic-CNN"
+    genome = BinaryGenome
+    search = BinarySearch
+    example = "1-01_1-01-001"
+
+    def random(self, space: BinarySearch, rng: random.Random) -> BinaryGenome:
+        return BinaryGenome.random(space.stages, rng)
+
+    def mutate(self, genome: BinaryGenome, space: Any, rng: random.Random, *, p_m: float,
+               q_m: float) -> BinaryGenome:
+        return mutate(genome, rng, p_m=p_m, q_m=q_m)
+
+    def mutate_one(self, genome: BinaryGenome, space: Any, rng: random.Random) -> BinaryGenome:
+        return mutate_one(genome, rng)
+
+    def crossover(self, a: BinaryGenome, b: BinaryGenome, space: Any, rng: random.Random, *,
+                  p_c: float, q_c: float) -> tuple[BinaryGenome, BinaryGenome]:
+        return crossover(a, b, rng, p_c=p_c, q_c=q_c)
+
+    def claims(self, text: str) -> bool:
+        return bool(text) and set(text) <= set("01-_")
+
+    def graph(self, genome: BinaryGenome) -> Graph:
+        return graph(genome)
+
+
+register(Binary())

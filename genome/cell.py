@@ -24,9 +24,13 @@ import math
 import numbers
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
+
+from pydantic import Field, model_validator
 
 from genome.errors import GenomeError
+from genome.registry import Encoding, Graph, register
+from genome.section import Section
 
 NASNET_OPS: tuple[str, ...] = (
     "identity",
@@ -384,3 +388,104 @@ def crossover(a: CellGenome, b: CellGenome, rng: random.Random, *,
     cells_a = [b.cell(name) if s else a.cell(name) for name, s in zip(CELLS, swap)]
     cells_b = [a.cell(name) if s else b.cell(name) for name, s in zip(CELLS, swap)]
     return CellGenome(*cells_a), CellGenome(*cells_b)
+
+
+# --------------------------------------------------------------------------- the encoding
+class CellMutation(Section):
+    """Relative weights of the mutations of Real et al. 2019."""
+
+    hidden_state: float = Field(0.5, ge=0)
+    op: float = Field(0.5, ge=0)
+    identity: float = Field(0.0, ge=0, le=1, description="probability of no change")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CellMutation":
+        if self.hidden_state + self.op <= 0:
+            raise ValueError("search.mutation: hidden_state and op weights cannot both be 0")
+        return self
+
+
+class CellSearch(Section):
+    """AmoebaNet / NASNet cells (Real et al. 2019; Zoph et al. 2018): the ``search:`` section."""
+
+    encoding: Literal["cell"] = "cell"
+    blocks: int = Field(5, ge=1, description="blocks per cell B")
+    ops: list[str] = Field(list(NASNET_OPS), min_length=2, description="op vocabulary")
+    cells_per_stack: int = Field(2, ge=1, description="normal cells per stack N")
+    filters: int = Field(16, ge=1, description="channels of the first stack F")
+    stem_multiplier: int = Field(3, ge=1)
+    auxiliary: bool = False
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    mutation: CellMutation = CellMutation()
+
+    @model_validator(mode="after")
+    def _check(self) -> "CellSearch":
+        unknown = [op for op in self.ops if op not in KNOWN_OPS]
+        if unknown:
+            raise ValueError(f"search.ops: unknown ops {unknown}; known: {sorted(KNOWN_OPS)}")
+        if len(set(self.ops)) != len(self.ops):
+            raise ValueError(f"search.ops lists an op twice: {self.ops}")
+        return self
+
+    def decoder_space(self) -> dict[str, Any]:
+        """The decoder's settings (without the data set's in_channels / num_classes)."""
+        return {"cells_per_stack": self.cells_per_stack, "filters": self.filters,
+                "stem_multiplier": self.stem_multiplier, "auxiliary": self.auxiliary,
+                "drop_path": self.drop_path}
+
+
+def graph(genome: CellGenome) -> Graph:
+    """Each cell a cluster: the two cell inputs, one node per block with its two op edges, and
+    the concatenation of the states no block reads."""
+    out = Graph("Cell genome (NASNet / AmoebaNet space)",
+                vocabulary=NASNET_OPS + tuple(sorted(KNOWN_OPS - set(NASNET_OPS))))
+    for cell in CELLS:
+        blocks = genome.cell(cell)
+        outputs = genome.outputs(cell)
+        out.clusters[cell] = (f"{cell} cell: {len(blocks)} blocks, output concatenates "
+                              + ", ".join(str(s) for s in outputs))
+        out.nodes[f"{cell}_0"] = ("c_{k-2} (0)", "input", cell)
+        out.nodes[f"{cell}_1"] = ("c_{k-1} (1)", "input", cell)
+        for i, (a, op_a, b, op_b) in enumerate(blocks):
+            target = f"{cell}_{2 + i}"
+            out.nodes[target] = (f"block {i} ({2 + i})", "node", cell)
+            out.edges.append((f"{cell}_{a}", target, op_a, "solid"))
+            out.edges.append((f"{cell}_{b}", target, op_b, "solid"))
+        out.nodes[f"{cell}_out"] = ("concat", "output", cell)
+        for state in outputs:
+            out.edges.append((f"{cell}_{state}", f"{cell}_out", None, "solid"))
+    return out
+
+
+class Cell(Encoding):
+    name = "cell"
+    title = "NASNet / AmoebaNet cell"
+    genome = CellGenome
+    search = CellSearch
+    example = "sep_conv_3x3@0+identity@1,.../avg_pool_3x3@0+max_pool_3x3@1,..."
+
+    def random(self, space: CellSearch, rng: random.Random) -> CellGenome:
+        return CellGenome.random(rng, blocks=space.blocks, ops=tuple(space.ops))
+
+    def mutate(self, genome: CellGenome, space: CellSearch, rng: random.Random, *, p_m: float,
+               q_m: float) -> CellGenome:
+        """One paper mutation with probability ``p_m``; ``q_m`` has no meaning for cells."""
+        return self.mutate_one(genome, space, rng) if rng.random() < p_m else genome
+
+    def mutate_one(self, genome: CellGenome, space: CellSearch,
+                   rng: random.Random) -> CellGenome:
+        return mutate(genome, rng, ops=tuple(space.ops), p_hidden=space.mutation.hidden_state,
+                      p_op=space.mutation.op, p_identity=space.mutation.identity)
+
+    def crossover(self, a: CellGenome, b: CellGenome, space: Any, rng: random.Random, *,
+                  p_c: float, q_c: float) -> tuple[CellGenome, CellGenome]:
+        return crossover(a, b, rng, p_c=p_c, q_c=q_c)
+
+    def claims(self, text: str) -> bool:
+        return "@" in text or "/" in text
+
+    def graph(self, genome: CellGenome) -> Graph:
+        return graph(genome)
+
+
+register(Cell())

@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence, Union
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from genome.errors import GenomeError
+from genome.registry import Encoding, register
+from genome.section import Section
 
 Value = Any  # str | int | float | bool: what YAML and JSON carry
 
@@ -139,3 +143,58 @@ def crossover(a: ChoiceGenome, b: ChoiceGenome, rng: random.Random, *, p_c: floa
         return a, b
     return (ChoiceGenome(tuple(y if s else x for x, y, s in zip(a.values, b.values, swap))),
             ChoiceGenome(tuple(x if s else y for x, y, s in zip(a.values, b.values, swap))))
+
+
+# --------------------------------------------------------------------------- the encoding
+class ChoiceSearch(Section):
+    """A vector of categorical choices that you define (also tabular benchmarks): the
+    ``search:`` section."""
+
+    encoding: Literal["choice"] = "choice"
+    choices: list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]] = Field(
+        min_length=1, description="allowed values per position")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChoiceSearch":
+        try:
+            check_choices(self.choices)
+        except GenomeError as exc:
+            raise ValueError(f"search.choices: {exc}") from None
+        return self
+
+    def decoder_space(self) -> dict[str, Any]:
+        return {"choices": [list(c) for c in self.choices]}
+
+    @property
+    def values(self) -> tuple[tuple[Value, ...], ...]:
+        """The allowed values per position, as tuples."""
+        return tuple(tuple(c) for c in self.choices)
+
+
+class Choice(Encoding):
+    name = "choice"
+    title = "choice vector"
+    genome = ChoiceGenome
+    search = ChoiceSearch
+    example = '["conv3x3","skip",1]'
+
+    def random(self, space: ChoiceSearch, rng: random.Random) -> ChoiceGenome:
+        return ChoiceGenome.random(space.values, rng)
+
+    def mutate(self, genome: ChoiceGenome, space: ChoiceSearch, rng: random.Random, *,
+               p_m: float, q_m: float) -> ChoiceGenome:
+        return mutate(genome, space.values, rng, p_m=p_m, q_m=q_m)
+
+    def mutate_one(self, genome: ChoiceGenome, space: ChoiceSearch,
+                   rng: random.Random) -> ChoiceGenome:
+        return mutate_one(genome, space.values, rng)
+
+    def crossover(self, a: ChoiceGenome, b: ChoiceGenome, space: Any, rng: random.Random, *,
+                  p_c: float, q_c: float) -> tuple[ChoiceGenome, ChoiceGenome]:
+        return crossover(a, b, rng, p_c=p_c, q_c=q_c)
+
+    def claims(self, text: str) -> bool:
+        return text.startswith("[")
+
+
+register(Choice())

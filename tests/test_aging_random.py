@@ -7,8 +7,10 @@ import random
 import pytest
 
 from evolution.config import config_from_dict
-from evolution.strategies import WORST, AgingStrategy, RandomStrategy, make_strategy
-from evolution.strategies.selection import tournament
+from deap import tools
+
+from evolution.strategies import AgingStrategy, Individual, RandomStrategy, make_strategy
+from evolution.strategies.base import sel_tournament
 from genome import BinaryGenome, CellGenome, ChoiceGenome
 from genome.binary import mutate_one
 
@@ -26,8 +28,8 @@ def make(tiny, search, strategy, seed=0):
     return make_strategy(config, random.Random(seed)), config
 
 
-def score(genome) -> float:
-    return (sum(ord(c) for c in genome.key()) % 97) / 97
+def score(genome) -> tuple[float]:
+    return ((sum(ord(c) for c in genome.key()) % 97) / 97,)
 
 
 @pytest.mark.parametrize("encoding", sorted(SEARCHES))
@@ -65,18 +67,39 @@ def test_aging_population_stays_p_and_the_oldest_leaves_first(tiny):
     assert len(arrivals) == 25
 
 
-def test_aging_children_are_one_mutation_from_a_tournament_winner(tiny):
-    strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 6, "sample": 6,
-                                                "cycles": 5})
+def flips(a, b) -> int:
+    return sum(x != y for s, t in zip(a.bits, b.bits) for x, y in zip(s, t))
+
+
+def test_aging_children_are_one_mutation_from_a_member(tiny):
+    strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 6, "sample": 3,
+                                                "cycles": 30})
     for ask in strat.ask(6):
         strat.tell(ask.ticket, score(ask.genome))
-    best = max(strat.population, key=lambda m: m.value).genome
-    for _ in range(5):  # sample == population: the parent is always the best member
+    for _ in range(30):
+        members = [m.genome for m in strat.population]
         (child,) = strat.ask(1)
-        flipped = sum(a != b for s, t in zip(best.bits, child.genome.bits) for a, b in zip(s, t))
-        assert flipped == 1
-        strat.tell(child.ticket, -1.0)  # worse than everyone: the best stays the parent
-        best = max(strat.population, key=lambda m: m.value).genome
+        assert any(flips(m, child.genome) == 1 for m in members)
+        strat.tell(child.ticket, score(child.genome))
+
+
+def test_tournament_is_deaps_with_replacement_drawing_from_the_strategy_rng():
+    """``sel_tournament`` is DEAP's ``selTournament`` fed from the given generator: the same
+    winners as DEAP run on the global ``random`` seeded alike, the generator advanced, the
+    global state untouched; sampling with replacement lets the worse of two win a quarter of
+    the time (both draws land on it)."""
+    members = [Individual(BinaryGenome.from_string("1"), (1.0,), (v,)) for v in (0.2, 0.8)]
+    rng = random.Random(7)
+    random.seed(123)
+    before = random.getstate()
+    ours = [sel_tournament(members, 2, rng) for _ in range(4000)]
+    assert random.getstate() == before
+    random.seed(7)
+    theirs = [tools.selTournament(members, 1, 2)[0] for _ in range(4000)]
+    assert [m.fitness.values for m in ours] == [m.fitness.values for m in theirs]
+    assert rng.getstate() == random.getstate()
+    worse = sum(m is members[0] for m in ours) / len(ours)
+    assert 0.2 < worse < 0.3
 
 
 def test_aging_is_asynchronous(tiny):
@@ -85,37 +108,28 @@ def test_aging_is_asynchronous(tiny):
     first = strat.ask(10)
     assert len(first) == 3  # the initial members; children need a told parent
     assert strat.ask(1) == []
-    strat.tell(first[1].ticket, 0.5)
+    strat.tell(first[1].ticket, (0.5,))
     more = strat.ask(2)  # one result is enough to breed, without waiting for the others
     assert len(more) == 2
     with pytest.raises(ValueError):
-        strat.tell(first[1].ticket, 0.5)
+        strat.tell(first[1].ticket, (0.5,))
 
 
-def test_aging_failures_are_worst_and_never_parents_while_others_live(tiny):
+def test_aging_failures_are_worst_and_lose_every_tournament_they_meet_a_success_in(tiny):
     strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 4, "sample": 4,
                                                 "cycles": 3})
     initial = strat.ask(4)
     for i, ask in enumerate(initial):
-        strat.tell(ask.ticket, 0.9 if i == 2 else WORST)
+        strat.tell(ask.ticket, (0.9,) if i == 2 else None)
+    failed, success = strat.population[0], strat.population[2]
+    assert failed.outcome is None and math.isinf(failed.value)
+    assert failed.fitness < success.fitness  # DEAP's comparison: a tournament's max
     events = []
-    for _ in range(3):  # the 0.9 member is the parent until it is the oldest and leaves
+    for _ in range(3):
         (child,) = strat.ask(1)
-        assert sum(a != b for s, t in zip(initial[2].genome.bits, child.genome.bits)
-                   for a, b in zip(s, t)) == 1
-        events += strat.tell(child.ticket, WORST)
+        events += strat.tell(child.ticket, None)
     assert [e["evaluations"] for e in events] == [7]
     assert events[0]["failures"] == 3 and events[0]["best"] is None  # 0.9 has aged out
-
-
-def test_tournament_picks_the_best_of_the_sample():
-    rng = random.Random(0)
-    fitness = [0.1, 0.9, 0.5, -math.inf, 0.7]
-    assert all(tournament(fitness, 5, rng) == 1 for _ in range(20))
-    picks = {tournament(fitness, 1, rng) for _ in range(200)}
-    assert picks == set(range(5))  # a sample of one is uniform
-    with pytest.raises(ValueError):
-        tournament([], 2, rng)
 
 
 def test_random_search_budget_and_windows(tiny):

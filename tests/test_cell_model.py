@@ -7,7 +7,6 @@ published AmoebaNet-A parameter count, TorchScript, space validation and a scori
 """
 from __future__ import annotations
 
-import importlib
 import math
 import random
 
@@ -21,7 +20,7 @@ from genome.cell import AMOEBANET_A, KNOWN_OPS, NASNET_A, CellGenome
 from training.decode import Cell, CellNet, drop_path
 from training.ops import OPS, FactorizedReduce
 
-score_module = importlib.import_module("training.score")
+from training import trainer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -421,9 +420,9 @@ def test_auxiliary_loss_is_weighted_into_training():
     data = training.load_dataset(SYNTHETIC)
     losses = []
     for weight in (0.0, 0.4):
-        score_module.seed_everything(0)
+        trainer.seed_everything(0)
         model = training.build_model(AMOEBANET_A, space(auxiliary=True))
-        losses.append(score_module.train(model, data.x_train, data.y_train,
+        losses.append(trainer.train(model, data.x_train, data.y_train,
                                          {"epochs": 1, "batch_size": 16,
                                           "auxiliary_weight": weight}, seed=0))
     # The reported loss includes 0.4 * the auxiliary cross-entropy (about 0.4 * ln 3).

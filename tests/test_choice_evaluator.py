@@ -14,6 +14,7 @@ from evolution import run
 from evolution.config import ConfigError, config_from_dict
 from evolution.evaluator import EvaluatorError, call_evaluator
 from evolution.journal import read_journal
+from evolution.objectives import ObjectiveError, values_of
 from genome import ChoiceGenome, GenomeError, genome_from_dict
 from genome.choice import check_choices, crossover, mutate, mutate_one
 
@@ -115,20 +116,28 @@ def test_choice_config_validation(tiny):
 # --------------------------------------------------------------------------- evaluators
 def test_call_evaluator_accepts_numbers_and_dicts(plugin):
     genome = ChoiceGenome(("conv3x3",) * 6)
-    metrics = call_evaluator(f"{plugin}:accuracy", genome, {"epochs": 1, "seed": 3}, "accuracy")
+    metrics = call_evaluator(f"{plugin}:accuracy", genome, {"epochs": 1, "seed": 3},
+                             ("accuracy",))
     assert metrics == {"accuracy": 1.0, "cost": 6}
-    assert call_evaluator(f"{plugin}:plain", genome, {}, "score") == {"score": 0.5}
+    assert call_evaluator(f"{plugin}:plain", genome, {}, ("score",)) == {"score": 0.5}
+    with pytest.raises(EvaluatorError, match="single number, but the run has 2 objectives"):
+        call_evaluator(f"{plugin}:plain", genome, {}, ("score", "cost"))
 
 
-@pytest.mark.parametrize("path, objective, message", [
-    ("no_such_module:f", "x", "cannot import evaluator 'no_such_module:f'"),
-    ("my_bench:nothing", "x", "has no function 'nothing'"),
-    ("my_bench:wrong_type", "x", "must return a number or a dict"),
-    ("my_bench:missing_key", "accuracy", "without a number under evaluation.objective"),
+@pytest.mark.parametrize("path, message", [
+    ("no_such_module:f", "cannot import evaluator 'no_such_module:f'"),
+    ("my_bench:nothing", "has no function 'nothing'"),
+    ("my_bench:wrong_type", "must return a number or a dict"),
 ])
-def test_bad_evaluators_give_clear_errors(plugin, path, objective, message):
+def test_bad_evaluators_give_clear_errors(plugin, path, message):
     with pytest.raises(EvaluatorError, match=message):
-        call_evaluator(path, ChoiceGenome(("a",)), {}, objective)
+        call_evaluator(path, ChoiceGenome(("a",)), {}, ("x",))
+
+
+def test_a_result_without_an_objective_metric_is_an_error(plugin):
+    metrics = call_evaluator("my_bench:missing_key", ChoiceGenome(("a",)), {}, ("accuracy",))
+    with pytest.raises(ObjectiveError, match="reports no metric 'accuracy'"):
+        values_of(metrics, ("accuracy",))
 
 
 def test_evaluator_search_with_aging_and_cache(plugin, tiny, tmp_path):
@@ -139,9 +148,9 @@ def test_evaluator_search_with_aging_and_cache(plugin, tiny, tmp_path):
     summary = run(config)
     results = [e for e in read_journal(summary.run_dir) if e["event"] == "result"]
     assert len(results) == 70 and summary.failures == 0
-    assert summary.best["fitness"] == max(e["fitness"] for e in results)
-    initial = max(e["fitness"] for e in results[:10])
-    assert summary.best["fitness"] > initial  # evolution improved on the random population
+    assert summary.best_values[0] == max(e["values"][0] for e in results)
+    initial = max(e["values"][0] for e in results[:10])
+    assert summary.best_values[0] > initial  # evolution improved on the random population
     assert summary.final == {} and not (summary.run_dir / "best" / "model.pt").exists()
 
 
@@ -160,12 +169,15 @@ def test_evaluator_exceptions_during_search_are_failed_results(plugin, tiny):
         "strategy": {"name": "random", "evaluations": 5},
         "evaluation": {"evaluator": f"{plugin}:plain", "objective": "score"}})
     summary = run(config)
-    assert summary.failures == 0 and summary.best["fitness"] == 0.5
+    assert summary.failures == 0 and summary.best_values == [0.5]
 
 
-def test_trainer_objective_must_be_val_accuracy(tiny):
-    with pytest.raises(ConfigError, match="built-in trainer maximises 'val_accuracy'"):
+def test_trainer_objectives_must_be_metrics_it_reports(tiny):
+    with pytest.raises(ConfigError, match="'accuracy' need an evaluation.evaluator"):
         config_from_dict({**tiny, "evaluation": {"objective": "accuracy"}})
+    config = config_from_dict({**tiny, "objectives": [{"metric": "val_loss",
+                                                       "direction": "min"}]})
+    assert [(o.metric, o.direction) for o in config.objectives] == [("val_loss", "min")]
 
 
 def test_plugin_search_through_the_cli_with_two_workers(plugin, tiny, write_config, tmp_path):

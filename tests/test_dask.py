@@ -14,8 +14,8 @@ import pytest
 from evolution import run
 from evolution.config import config_from_dict
 from evolution.journal import read_journal
-from evolution.pool import PoolError
-from evolution.pool_dask import DaskPool
+from evolution.pool import DaskPool, PoolError
+from evolution.worker import make_task
 
 DASK = str(Path(sys.executable).with_name("dask"))
 
@@ -136,15 +136,14 @@ def test_a_local_cluster_turns_dead_workers_and_timeouts_into_results(tiny, user
 def test_a_local_cluster_gives_each_gpu_slot_its_own_worker(tiny, user_module, monkeypatch):
     """No GPU here: two GPUs are faked, which is enough to check that each worker sees only
     its own GPU, offers resource GPU=1, and that tasks ask for it."""
-    import evolution.pool
+    import evolution.pool.slots
 
     user_module("dask_evaluators", EVALUATORS)
-    monkeypatch.setattr(evolution.pool, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(evolution.pool.slots, "visible_gpus", lambda: ["0", "1"])
     config = config_from_dict(tiny)
-    base = {"seed": 0, "genome": {"encoding": "binary", "code": "1_1-01"},
-            "space": {"channels": [4, 4]}, "data": config.data.model_dump(mode="json"),
-            "training": config.evaluation.model_dump(mode="json"),
-            "evaluator": "dask_evaluators:where", "objective": "val_accuracy"}
+    config = config.replace(**{"evaluation.evaluator": "dask_evaluators:where"})
+    base = make_task(config, {"channels": [4, 4]}, index=0, seed=0,
+                     genome={"encoding": "binary", "code": "1_1-01"})
     with DaskPool(devices="auto") as pool:
         assert pool.gpu and pool.slots == 2
         gpu_of = {addr: info["cuda_visible_devices"] for addr, info in pool.worker_info.items()}

@@ -19,6 +19,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import TINY, merge
 from evolution import run
@@ -67,9 +68,10 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 
 def best_model(run_dir: Path) -> torch.nn.Module:
     """The run's own best model (``best/``), built independently of the export code."""
-    info = json.loads((run_dir / "best" / "genome.json").read_text())
-    model = build_model(genome_from_dict(info["genome"]), info["space"])
-    model.load_state_dict(torch.load(run_dir / "best" / "model.pt", weights_only=True))
+    genome = json.loads((run_dir / "best" / "genome.json").read_text())["genome"]
+    space = json.loads((run_dir / "best" / "settings.json").read_text())["space"]
+    model = build_model(genome_from_dict(genome), space)
+    model.load_state_dict(load_file(run_dir / "best" / "model.safetensors"))
     return model.eval()
 
 
@@ -85,8 +87,8 @@ def test_top_k_writes_ranked_folders_with_every_file(binary_run):
     ranked = ranked_results(binary_run)
     assert len({r["key"] for r in ranked}) == len(ranked) >= 3
     assert not any(r["cached"] for r in ranked)
-    assert [(-r["fitness"], r["metrics"]["val_loss"]) for r in ranked] == \
-        sorted((-r["fitness"], r["metrics"]["val_loss"]) for r in ranked)
+    assert [(-r["values"][0], r["metrics"]["val_loss"]) for r in ranked] == \
+        sorted((-r["values"][0], r["metrics"]["val_loss"]) for r in ranked)
     index = json.loads((export / "index.json").read_text())
     docs = []
     for rank in (1, 2):
@@ -118,7 +120,7 @@ def test_top_k_writes_ranked_folders_with_every_file(binary_run):
     assert docs[0]["key"] != docs[1]["key"]
     # rank 1 reuses the search's retrained best weights; rank 2 was retrained for the export
     assert json.loads((export / "1" / "settings.json").read_text())["training"]["weights"] \
-        .startswith("best/model.pt")
+        .startswith("best/")
     assert json.loads((export / "2" / "settings.json").read_text())["training"]["weights"] \
         == "retrained for this export"
 
@@ -186,7 +188,7 @@ def test_load_model_gives_identical_outputs(binary_run, cell_run):
         with torch.no_grad():
             for x in inputs(1, 5):
                 assert torch.equal(model(x), original(x))
-        # a run's best/ folder loads the same way (model.pt, weights_only)
+        # a run's best/ folder is an export folder too: it loads the same way
         with torch.no_grad():
             assert torch.equal(load_model(run_dir / "best")(x), original(x))
     # rank 2 has no reference in best/: the export's own TorchScript graph must agree
@@ -204,7 +206,7 @@ def test_genome_json_files_parse(binary_run):
                  binary_run / "export" / "1" / "genome.json"):
         assert parse_genome(path, "binary").to_dict() == best
         assert parse_genome(str(path), "binary").to_dict() == best
-    with pytest.raises(ExportError, match="binary genome but the config searches cell"):
+    with pytest.raises(ExportError, match="a binary genome, not a cell genome"):
         parse_genome(binary_run / "best" / "genome.json", "cell")
 
 
@@ -250,14 +252,15 @@ def test_a_failed_export_keeps_the_previous_one(binary_run, tmp_path, monkeypatc
     before = (run_dir / "export" / "index.json").read_text()
     import evolution.export as module
 
-    real = module._train
+    real = module.train_result
+    second = ranked_results(run_dir)[1]["key"]
 
-    def fail_on_rank_two(run_dir, config, result, *args):
-        if result["key"] == ranked_results(run_dir)[1]["key"]:
+    def fail_on_rank_two(config, result, *args):
+        if result["key"] == second:
             raise ExportError("injected failure")
-        return real(run_dir, config, result, *args)
+        return real(config, result, *args)
 
-    monkeypatch.setattr(module, "_train", fail_on_rank_two)
+    monkeypatch.setattr(module, "train_result", fail_on_rank_two)
     with pytest.raises(ExportError, match="injected"):
         export_run(run_dir, top=3)
     assert (run_dir / "export" / "index.json").read_text() == before

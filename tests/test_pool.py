@@ -18,7 +18,7 @@ from evolution import run
 from evolution.config import ConfigError, config_from_dict
 from evolution.journal import read_journal
 from evolution.pool import LocalPool, PoolError, SerialPool, make_pool, resolve_slots
-from evolution.worker import evaluate_task
+from evolution.worker import evaluate_task, make_task
 
 EVALUATORS = '''
 import ctypes, os, signal, threading, time
@@ -108,12 +108,13 @@ def results_of(summary):
     return [e for e in read_journal(summary.run_dir) if e["event"] == "result"]
 
 
-def task(config, index, evaluator=None, **training):
-    return {"index": index, "seed": index, "genome": {"encoding": "binary", "code": "1_1-01"},
-            "space": {"channels": [4, 4]}, "data": config.data.model_dump(mode="json"),
-            "training": {**config.evaluation.model_dump(mode="json"), **training},
-            "evaluator": evaluator and f"evaluators:{evaluator}",
-            "objective": "val_accuracy"}
+def task(config, index, evaluator=None, **evaluation):
+    changes = {f"evaluation.{key}": value for key, value in evaluation.items()}
+    if evaluator:
+        changes["evaluation.evaluator"] = f"evaluators:{evaluator}"
+    config = config.replace(**changes)
+    return make_task(config, {"channels": [4, 4]}, index=index, seed=index,
+                     genome={"encoding": "binary", "code": "1_1-01"})
 
 
 def collect(pool, tasks):
@@ -184,9 +185,9 @@ def test_devices_resolve_to_gpu_slots(monkeypatch):
 def test_gpu_workers_start_with_only_their_gpu_visible(tiny, evaluators, monkeypatch):
     """No GPU here, but the mechanism is real: each worker process starts with its own
     CUDA_VISIBLE_DEVICES and is told to use cuda:0, which it reports back."""
-    import evolution.pool
+    import evolution.pool.slots
 
-    monkeypatch.setattr(evolution.pool, "visible_gpus", lambda: ["0", "1"])
+    monkeypatch.setattr(evolution.pool.slots, "visible_gpus", lambda: ["0", "1"])
     config = search_config(tiny, "where", devices="auto")
     with make_pool(config) as pool:
         assert pool.slots == 2
@@ -255,7 +256,7 @@ def test_nan_loss_and_exceptions_are_failed_results_and_the_worker_goes_on(tiny,
     with LocalPool(workers=1) as pool:
         out = collect(pool, tasks)
     assert out[0]["status"] == "failed" and "NonFiniteLoss" in out[0]["message"]
-    assert out[1]["status"] == "failed" and "non-finite" in out[1]["message"]
+    assert out[1]["status"] == "failed" and "not a finite number" in out[1]["message"]
     assert out[2]["status"] == "failed"
     assert out[2]["message"] == "ValueError: this architecture is not welcome"
     assert "evaluators.py" in out[2]["traceback"] and "in raises" in out[2]["traceback"]

@@ -121,7 +121,7 @@ def test_report_of_a_finished_genetic_run(tiny):
     keys = {e["key"] for e in read_journal(summary.run_dir)
             if e["event"] == "result" and e["status"] == "ok"}
     assert [int(r[0]) for r in rows] == list(range(1, min(10, len(keys)) + 1))
-    assert float(rows[0][2]) == pytest.approx(summary.best["fitness"], abs=1e-4)
+    assert float(rows[0][2]) == pytest.approx(summary.best_values[0], abs=1e-4)
     # one group per generation, each the size of the population
     data = load_run(summary.run_dir)
     assert [g.label for g in data.groups] == ["0", "1", "2"]

@@ -54,7 +54,7 @@ def trace(run_dir: Path) -> list[tuple]:
         if e["event"] == "ask":
             out.append(("ask", e["index"], e["ticket"], json.dumps(e["genome"]), e["seed"]))
         elif e["event"] == "result":
-            out.append(("result", e["index"], e["status"], e["fitness"], e["cached"]))
+            out.append(("result", e["index"], e["status"], e["values"], e["cached"]))
     return out
 
 
@@ -168,7 +168,7 @@ def test_unknown_format_is_a_clear_error(tiny, plugin):
     summary = run(config_from_dict(plugin_config(tiny, plugin)), name="old")
     state = summary.run_dir / "state.json"
     state.write_text(json.dumps({**json.loads(state.read_text()), "format": 99}))
-    with pytest.raises(RunDirectoryError, match="format 99.*reads format 1"):
+    with pytest.raises(RunDirectoryError, match="format 99.*reads formats 1 and 2"):
         resume(summary.run_dir)
 
 
@@ -236,8 +236,8 @@ def test_status_reports_progress_best_failures_and_state(tiny, plugin, tmp_path)
     st = run_status(summary.run_dir)
     assert st["state"] == "finished" and st["completed"] == st["budget"] == 10
     assert st["statuses"] == {"ok": 10} and st["sessions"] == 1
-    assert [b["fitness"] for b in st["best"]] == sorted((b["fitness"] for b in st["best"]),
-                                                        reverse=True)
+    assert [b["values"] for b in st["best"]] == sorted((b["values"] for b in st["best"]),
+                                                       reverse=True)
     (summary.run_dir / "summary.json").unlink()
     with open(summary.run_dir / "journal.jsonl", "a") as f:
         f.write(json.dumps({"event": "ask", "index": 10}) + "\n")

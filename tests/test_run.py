@@ -16,9 +16,13 @@ from evolution import load_config, run
 from evolution.config import config_from_dict
 from evolution.journal import RunDirectory, read_journal
 from evolution.pool import LocalPool, SerialPool
+from evolution.results import make_result
 from evolution.run import Search, derive_seed
+from evolution.worker import make_task
 from genome import genome_from_dict
-from training import build_model
+from safetensors.torch import load_file
+
+from training import build_model, load_model
 
 
 def fake_evaluator(calls):
@@ -28,10 +32,12 @@ def fake_evaluator(calls):
         calls.append(genome.key())
         bits = [b for stage in genome.bits for b in stage]
         failed = bits[0] == 1 and bits[-1] == 1
-        return {"index": task["index"], "status": "failed" if failed else "ok",
-                "fitness": None if failed else sum(bits) / len(bits),
-                "metrics": {} if failed else {"val_accuracy": sum(bits) / len(bits)},
-                "message": "boom" if failed else "", "started": 0.0, "finished": 0.0}
+        if failed:
+            return make_result(task["index"], "failed", message="boom", started=0.0,
+                               finished=0.0)
+        value = sum(bits) / len(bits)
+        return make_result(task["index"], values=[value], metrics={"val_accuracy": value},
+                           started=0.0, finished=0.0)
     return evaluate
 
 
@@ -69,7 +75,7 @@ def test_identical_architectures_are_trained_once(tiny, tmp_path):
     for hit in cached:
         original = by_index[hit["cache_of"]]
         assert not original["cached"] and original["key"] == hit["key"]
-        assert hit["fitness"] == original["fitness"] and hit["status"] == original["status"]
+        assert hit["values"] == original["values"] and hit["status"] == original["status"]
     assert search.counts["trained"] == len(calls) == len(results) - len(cached)
     assert search.counts["cache_hits"] == len(cached)
 
@@ -78,7 +84,7 @@ def test_failures_are_recorded_and_the_run_goes_on(tiny, tmp_path):
     search, _, journal, config = search_with_fake(
         tiny, tmp_path, **{"strategy.population": 8, "strategy.generations": 3})
     failed = [e for e in journal if e["event"] == "result" and e["status"] == "failed"]
-    assert failed and all(e["message"] == "boom" and e["fitness"] is None for e in failed)
+    assert failed and all(e["message"] == "boom" and e["values"] is None for e in failed)
     assert search.counts["failures"] == len(failed)
     assert search.best["status"] == "ok"
     assert search.counts["evaluations"] == config.strategy.budget
@@ -86,9 +92,8 @@ def test_failures_are_recorded_and_the_run_goes_on(tiny, tmp_path):
 
 def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
     config = config_from_dict(tiny)
-    base = {"space": {"channels": [4, 4]}, "data": config.data.model_dump(mode="json"),
-            "training": config.evaluation.model_dump(mode="json"),
-            "genome": {"encoding": "binary", "code": "1_1-01"}, "seed": 1}
+    base = make_task(config, {"channels": [4, 4]}, index=0, seed=1,
+                     genome={"encoding": "binary", "code": "1_1-01"})
     with LocalPool(workers=1) as pool:
         victim = pool._workers[0].process.pid
         pool.submit({**base, "index": 0})
@@ -101,11 +106,11 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
         pool.submit({**base, "index": 1})
         (ok,) = pool.wait()
         assert ok["status"] == "ok" and ok["index"] == 1 and ok["pid"] != victim
-        assert 0.0 <= ok["fitness"] <= 1.0
+        assert 0.0 <= ok["values"][0] <= 1.0
         pool.submit({**base, "index": 2, "genome": {"encoding": "binary", "code": "1-2"}})
         (bad,) = pool.wait()
         assert bad["status"] == "failed" and "GenomeError" in bad["message"]
-        pool.submit({**base, "index": 3, "training": {**base["training"], "epochs": "two"}})
+        pool.submit({**base, "index": 3, "evaluation": {**base["evaluation"], "epochs": "two"}})
         (broken,) = pool.wait()  # an unexpected exception keeps its traceback
         assert broken["status"] == "failed" and "TypeError" in broken["message"]
         assert "Traceback" in broken["traceback"]
@@ -113,9 +118,8 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
 
 def test_local_and_serial_pools_give_identical_results(tiny):
     config = config_from_dict(tiny)
-    tasks = [{"space": {"channels": [4, 4]}, "data": config.data.model_dump(mode="json"),
-              "training": config.evaluation.model_dump(mode="json"), "index": i,
-              "genome": {"encoding": "binary", "code": code}, "seed": derive_seed(0, i)}
+    tasks = [make_task(config, {"channels": [4, 4]}, index=i, seed=derive_seed(0, i),
+                       genome={"encoding": "binary", "code": code})
              for i, code in enumerate(["1_1-01", "0_1-11", "1_0-10", "1_1-11"])]
 
     def collect(pool):
@@ -145,13 +149,19 @@ def test_run_writes_run_directory_and_best_model(tiny):
     assert load_config(rd / "config.yaml") == config
     results = [e for e in read_journal(rd) if e["event"] == "result"]
     assert len(results) == summary.evaluations == config.strategy.budget
-    best = json.loads((rd / "best" / "genome.json").read_text())
-    assert best["genome"] == summary.best["genome"]
-    assert best["metrics"]["val_accuracy"] == pytest.approx(summary.best["fitness"])
-    assert 0.0 <= best["metrics"]["test_accuracy"] <= 1.0
-    model = build_model(genome_from_dict(best["genome"]), best["space"])
-    state = torch.load(rd / "best" / "model.pt", weights_only=True)
-    model.load_state_dict(state)
+    # best/ is an export folder like any other: genome, settings, safetensors weights
+    genome_doc = json.loads((rd / "best" / "genome.json").read_text())
+    settings = json.loads((rd / "best" / "settings.json").read_text())
+    assert genome_doc["genome"] == summary.best["genome"]
+    assert settings["source"]["index"] == summary.best["index"]
+    assert settings["metrics"]["val_accuracy"] == pytest.approx(summary.best_values[0])
+    assert 0.0 <= settings["metrics"]["test_accuracy"] <= 1.0
+    assert settings["metrics"] == summary.final
+    model = build_model(genome_from_dict(genome_doc["genome"]), settings["space"])
+    model.load_state_dict(load_file(rd / "best" / "model.safetensors"))
+    model.eval()
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.equal(model(x), load_model(rd / "best")(x))
     assert [e["event"] for e in events][:1] == ["start"]
     assert Counter(e["event"] for e in events)["result"] == config.strategy.budget
     # a second run with the same name takes the next free directory; an exact name does not

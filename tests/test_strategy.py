@@ -1,5 +1,5 @@
-"""The generational GA as ask/tell: generations are barriers, budgets are exact, failures are
-the worst fitness, and the DEAP toolbox wiring returns new genomes."""
+"""The generational GA as ask/tell: generations are barriers, budgets are exact, failures (told
+as ``None``) are the worst, and the DEAP toolbox wiring returns new genomes."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,9 @@ import random
 import pytest
 
 from evolution.config import config_from_dict
-from evolution.strategies import WORST, FitnessMax, GeneticStrategy, make_strategy, make_toolbox
-from genome import BinaryGenome
+from evolution.strategies import GeneticStrategy, Individual, make_strategy, make_toolbox
+from evolution.strategies.base import sel_roulette
+from genome import BinaryGenome, get_encoding
 
 
 def strategy(tiny, seed=0, **changes):
@@ -18,13 +19,15 @@ def strategy(tiny, seed=0, **changes):
 
 
 def drive(strat, fitness):
-    """Ask one at a time and tell at once; return the asks and the events."""
+    """Ask one at a time and tell at once (``fitness`` returns the one objective's value, or
+    ``None`` for a failure); return the asks and the events."""
     asks, events = [], []
     while not strat.done:
         batch = strat.ask(1)
         assert batch, "a sequential driver must always get a genome"
         asks += batch
-        events += strat.tell(batch[0].ticket, fitness(batch[0].genome))
+        value = fitness(batch[0].genome)
+        events += strat.tell(batch[0].ticket, None if value is None else (value,))
     return asks, events
 
 
@@ -45,25 +48,25 @@ def test_generation_is_a_barrier(tiny):
     assert len(first) == n
     assert strat.ask(1) == []  # nothing more until the whole generation is told
     for ask in first[:-1]:
-        assert strat.tell(ask.ticket, 0.5) == []
+        assert strat.tell(ask.ticket, (0.5,)) == []
         assert strat.ask(1) == []
-    assert strat.tell(first[-1].ticket, 0.5)[0]["generation"] == 0
+    assert strat.tell(first[-1].ticket, (0.5,))[0]["generation"] == 0
     assert len(strat.ask(100)) == n
 
 
 def test_tell_rejects_unknown_and_repeated_tickets(tiny):
     strat, _ = strategy(tiny)
     ask = strat.ask(1)[0]
-    strat.tell(ask.ticket, 0.1)
+    strat.tell(ask.ticket, (0.1,))
     with pytest.raises(ValueError):
-        strat.tell(ask.ticket, 0.1)
+        strat.tell(ask.ticket, (0.1,))
     with pytest.raises(ValueError):
-        strat.tell(ask.ticket + 1, 0.1)  # not asked yet
+        strat.tell(ask.ticket + 1, (0.1,))  # not asked yet
 
 
 def test_failures_are_worst_and_counted(tiny):
     strat, _ = strategy(tiny)
-    _, events = drive(strat, lambda g: WORST if g.bits[0][0] else 0.9)
+    _, events = drive(strat, lambda g: None if g.bits[0][0] else 0.9)
     assert sum(e["failures"] for e in events) > 0
     assert all(e["best"] in (0.9, None) for e in events)
 
@@ -89,24 +92,36 @@ def test_selection_pressure_improves_a_simple_landscape(tiny):
 def test_toolbox_wires_operators_with_rates(tiny):
     config = config_from_dict(tiny)
     rng = random.Random(0)
-    toolbox = make_toolbox(config.search, config.strategy.model_copy(
-        update={"p_mutation": 1.0, "q_mutation": 1.0}), rng)
+    toolbox = make_toolbox(get_encoding("binary"), config.search, rng,
+                           mutate={"p_m": 1.0, "q_m": 1.0})
     genome = toolbox.random_genome()
     assert isinstance(genome, BinaryGenome) and genome.stages == (2, 3)
     flipped = toolbox.mutate(genome)
     assert all(a != b for s, t in zip(genome.bits, flipped.bits) for a, b in zip(s, t))
-    assert issubclass(FitnessMax, object) and FitnessMax.weights == (1.0,)
+    one = toolbox.mutate_one(genome)
+    assert sum(a != b for s, t in zip(genome.bits, one.bits) for a, b in zip(s, t)) == 1
     assert isinstance(make_strategy(config, rng), GeneticStrategy)
 
 
 def test_roulette_toolbox_select_returns_copies(tiny):
     config = config_from_dict(tiny)
-    toolbox = make_toolbox(config.search, config.strategy, random.Random(0))
-    from evolution.strategies import Individual
-
-    population = [Individual(toolbox.random_genome(), f) for f in (0.1, 0.5, 0.9)]
+    toolbox = make_toolbox(get_encoding("binary"), config.search, random.Random(0),
+                           select=(sel_roulette, {}))
+    population = [Individual(toolbox.random_genome(), (1.0,), (f,)) for f in (0.1, 0.5, 0.9)]
     chosen = toolbox.select(population, 10)
     assert len(chosen) == 10
     assert all(c not in population for c in chosen)
     assert all(c.value != 0.1 for c in chosen)  # the minimum has weight 0
-    assert math.isinf(Individual(population[0].genome).value)
+    assert math.isinf(Individual(population[0].genome, (1.0,)).value)
+
+
+def test_a_minimised_objective_selects_the_smallest(tiny):
+    """With direction min, roulette weights the smaller values (DEAP's wvalues)."""
+    config = config_from_dict(tiny)
+    toolbox = make_toolbox(get_encoding("binary"), config.search, random.Random(0),
+                           select=(sel_roulette, {}))
+    population = [Individual(toolbox.random_genome(), (-1.0,), (f,)) for f in (1.0, 2.0, 3.0)]
+    chosen = toolbox.select(population, 200)
+    assert all(c.fitness.values != (3.0,) for c in chosen)  # the largest has weight 0
+    picked = [c.fitness.values[0] for c in chosen]
+    assert picked.count(1.0) > picked.count(2.0) > 0

@@ -1,9 +1,33 @@
 """How a genome becomes a model and a score. Torch lives here; ``genome`` is imported, never
-``evolution``."""
-from training.data import DataError, Splits, load_dataset
-from training.decode import build_model
-from training.export import FORMATS, ExportError, export_model, load_model
-from training.score import NonFiniteLoss, score
+``evolution``.
 
-__all__ = ["DataError", "ExportError", "FORMATS", "NonFiniteLoss", "Splits", "build_model",
-           "export_model", "load_dataset", "load_model", "score"]
+Modules: ``ops`` (the op table), ``decode`` (genome -> ``nn.Module``, a registry by encoding),
+``tasks`` (what a model is trained for), ``data`` (data sets by name), ``trainer`` (training and
+measuring), ``export`` (export folders and :func:`load_model`). Names below are imported on
+first use, so ``training.tasks`` and ``training.data`` can be read without torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "DataError": "training.data", "Splits": "training.data", "load_dataset": "training.data",
+    "DATASETS": "training.data",
+    "build_model": "training.decode", "register_decoder": "training.decode",
+    "DECODERS": "training.decode",
+    "ExportError": "training.export", "FORMATS": "training.export",
+    "export_model": "training.export", "load_model": "training.export",
+    "NonFiniteLoss": "training.trainer", "score": "training.trainer",
+    "TASKS": "training.tasks", "get_task": "training.tasks",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

@@ -3,9 +3,13 @@
 Fitness is measured on the validation split, carved from the training data with a fixed
 ``split_seed``; the test split is touched only to report the best architecture.
 
-Data sets: ``digits`` (scikit-learn's embedded 8x8 digits, no download), ``mnist``,
-``fashion_mnist`` and ``cifar10`` (torchvision, downloaded once into ``root``), ``npz`` (your own
-arrays in one ``.npz`` file) and ``synthetic`` (random tensors for tests).
+Data sets, by name in :data:`DATASETS`: ``digits`` (scikit-learn's embedded 8x8 digits, no
+download), ``mnist``, ``fashion_mnist`` and ``cifar10`` (torchvision, downloaded once into
+``root``), ``npz`` (your own arrays in one ``.npz`` file) and ``synthetic`` (random tensors for
+tests). A source is a function ``settings -> (x, y, x_test, y_test)`` of numpy arrays (the test
+pair ``None`` when the source has none) registered with :func:`register_dataset`; splitting,
+normalisation and the tensors are shared. torch is imported only when a data set is loaded, so
+the config reads the registry without it.
 """
 from __future__ import annotations
 
@@ -17,15 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from typing import Callable, Optional
+
 import numpy as np
-import torch
 
 from genome.errors import EvonasError
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "npz", "synthetic")
 DEFAULT_ROOT = "~/.cache/evonas/data"
+Arrays = tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
 
 class DataError(EvonasError):
@@ -33,16 +38,40 @@ class DataError(EvonasError):
 
 
 @dataclass(frozen=True)
-class Splits:
-    """Float32 images ``(N, C, H, W)`` and int64 labels for each split."""
+class Source:
+    """A registered data set: its loader and the kind of data it holds (a task's
+    ``data_kind``)."""
 
     name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+    load: Callable[[Mapping[str, Any]], Arrays]
+    kind: str = "images"
+
+
+DATASETS: dict[str, Source] = {}
+"""``data.dataset`` -> its :class:`Source`, in registration order."""
+
+
+def register_dataset(name: str, kind: str = "images"):
+    """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``."""
+    def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
+        if name in DATASETS:
+            raise DataError(f"a data set named {name!r} is already registered")
+        DATASETS[name] = Source(name, load, kind)
+        return load
+    return add
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Float32 images ``(N, C, H, W)`` and int64 labels (torch tensors) for each split."""
+
+    name: str
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+    x_test: Any
+    y_test: Any
     num_classes: int
 
     @property
@@ -60,7 +89,8 @@ class Splits:
 
 
 # ----------------------------------------------------------------------------------- sources
-def _digits(settings: Mapping[str, Any]):
+@register_dataset("digits")
+def _digits(settings: Mapping[str, Any]) -> Arrays:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -68,7 +98,7 @@ def _digits(settings: Mapping[str, Any]):
     return x, bunch.target.astype(np.int64), None, None
 
 
-def _torchvision(name: str, settings: Mapping[str, Any]):
+def _torchvision(name: str, settings: Mapping[str, Any]) -> Arrays:
     import torchvision
 
     cls = {"mnist": torchvision.datasets.MNIST,
@@ -95,7 +125,12 @@ def _torchvision(name: str, settings: Mapping[str, Any]):
     return tuple(arrays)
 
 
-def _npz(settings: Mapping[str, Any]):
+for _name in ("mnist", "fashion_mnist", "cifar10"):
+    register_dataset(_name)(functools.partial(_torchvision, _name))
+
+
+@register_dataset("npz")
+def _npz(settings: Mapping[str, Any]) -> Arrays:
     path = settings.get("path")
     if not path:
         raise DataError("data set 'npz' needs data.path: a .npz file with x_train and y_train "
@@ -127,7 +162,8 @@ def _npz(settings: Mapping[str, Any]):
     return tuple(out)
 
 
-def _synthetic(settings: Mapping[str, Any]):
+@register_dataset("synthetic")
+def _synthetic(settings: Mapping[str, Any]) -> Arrays:
     """Learnable random data: each class is a fixed random pattern plus noise."""
     spec = {"samples": 256, "num_classes": 4, "image_size": 8, "channels": 1,
             **(settings.get("synthetic") or {})}
@@ -162,18 +198,13 @@ def load_dataset(settings: Mapping[str, Any]) -> Splits:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(settings_json: str) -> Splits:
+    import torch
+
     settings = json.loads(settings_json)
     name = settings.get("dataset")
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    if name == "digits":
-        x, y, x_test, y_test = _digits(settings)
-    elif name == "npz":
-        x, y, x_test, y_test = _npz(settings)
-    elif name == "synthetic":
-        x, y, x_test, y_test = _synthetic(settings)
-    else:
-        x, y, x_test, y_test = _torchvision(name, settings)
+    x, y, x_test, y_test = DATASETS[name].load(settings)
 
     rng = np.random.default_rng(int(settings.get("split_seed", 0)))
     if x_test is None:

@@ -23,7 +23,7 @@ Other keys are ignored, so a search space's own entries may be passed through.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import networkx as nx
 import torch
@@ -222,8 +222,40 @@ def _positive_int(space: Mapping[str, Any], name: str, default: Any = _MISSING) 
     return value
 
 
-def _cell_net(genome: CellGenome, space: Mapping[str, Any], in_channels: int,
-              num_classes: int) -> CellNet:
+Decoder = Callable[[Any, Mapping[str, Any]], nn.Module]
+
+DECODERS: dict[str, Decoder] = {}
+"""Encoding name -> ``decode(genome, space) -> nn.Module``. An encoding without an entry (the
+choice vector, unless you register one) is scored by a user evaluator only."""
+
+
+def register_decoder(encoding: str):
+    """Decorator: register ``decode(genome, space)`` for genomes of ``encoding``."""
+    def add(decode: Decoder) -> Decoder:
+        if encoding in DECODERS:
+            raise GenomeError(f"a decoder for encoding {encoding!r} is already registered")
+        DECODERS[encoding] = decode
+        return decode
+    return add
+
+
+@register_decoder("binary")
+def _genetic_net(genome: BinaryGenome, space: Mapping[str, Any]) -> GeneticNet:
+    in_channels = _positive_int(space, "in_channels")
+    num_classes = _positive_int(space, "num_classes")
+    channels = list(space.get("channels") or [])
+    if len(channels) != len(genome.stages) or any(
+            isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+        raise GenomeError(
+            f"space['channels'] must list one positive width per stage: genome {genome} "
+            f"has {len(genome.stages)} stages, got channels={space.get('channels')!r}")
+    return GeneticNet(genome, channels, in_channels, num_classes)
+
+
+@register_decoder("cell")
+def _cell_net(genome: CellGenome, space: Mapping[str, Any]) -> CellNet:
+    in_channels = _positive_int(space, "in_channels")
+    num_classes = _positive_int(space, "num_classes")
     cells_per_stack = _positive_int(space, "cells_per_stack", 2)
     filters = _positive_int(space, "filters", 16)
     stem_multiplier = _positive_int(space, "stem_multiplier", 3)
@@ -243,23 +275,20 @@ def _cell_net(genome: CellGenome, space: Mapping[str, Any], in_channels: int,
 
 
 def build_model(genome: Any, space: Mapping[str, Any]) -> nn.Module:
-    """Decode ``genome`` into a fresh, randomly initialised ``nn.Module``.
+    """Decode ``genome`` into a fresh, randomly initialised ``nn.Module``, through the decoder
+    registered for its encoding.
 
     ``space`` needs ``in_channels`` and ``num_classes``; a :class:`BinaryGenome` also needs
     ``channels`` with one positive width per stage; a :class:`CellGenome` reads the optional
     keys listed in the module docstring. Weights come from torch's global RNG, so seed it first
     for a reproducible model.
     """
-    in_channels = _positive_int(space, "in_channels")
-    num_classes = _positive_int(space, "num_classes")
-    if isinstance(genome, BinaryGenome):
-        channels = list(space.get("channels") or [])
-        if len(channels) != len(genome.stages) or any(
-                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
-            raise GenomeError(
-                f"space['channels'] must list one positive width per stage: genome {genome} "
-                f"has {len(genome.stages)} stages, got channels={space.get('channels')!r}")
-        return GeneticNet(genome, channels, in_channels, num_classes)
-    if isinstance(genome, CellGenome):
-        return _cell_net(genome, space, in_channels, num_classes)
-    raise GenomeError(f"no decoder for genome of type {type(genome).__name__}")
+    encoding = getattr(genome, "encoding", None)
+    decode = DECODERS.get(encoding) if isinstance(encoding, str) else None
+    if decode is None:
+        raise GenomeError(f"no decoder for genome of type {type(genome).__name__}"
+                          + (f" (encoding {encoding!r})" if isinstance(encoding, str) else "")
+                          + f"; decoders exist for {', '.join(DECODERS)}. Score such genomes "
+                          f"with an evaluation.evaluator, or register a decoder with "
+                          f"training.decode.register_decoder")
+    return decode(genome, space)

@@ -45,11 +45,12 @@ from typing import Any, Iterable, Mapping, Optional
 import torch
 from torch import nn
 
-from genome import genome_from_dict
+from genome import genome_from_dict, get_encoding
 from genome.errors import EvonasError
 from training.data import load_dataset
 from training.decode import build_model
-from training.score import count_flops
+from training.tasks import get_task
+from training.trainer import count_flops
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +107,17 @@ def require_onnx() -> None:
 
 
 # ------------------------------------------------------------------------------- input
-def input_spec(data: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """What a model trained on the data set ``data`` (the ``data`` section of a config) expects:
-    ``(spec, splits)`` where ``spec`` has the input ``shape`` (C, H, W), ``num_classes`` and the
-    per-channel ``normalize`` mean and std that evonas applied (``None`` without
-    normalisation), and ``splits`` is the loaded :class:`training.Splits`."""
+def input_spec(data: Mapping[str, Any],
+               task: str = "classification") -> tuple[dict[str, Any], Any]:
+    """What a model trained on the data set ``data`` (the ``data`` section of a config) for
+    ``task`` expects: ``(spec, splits)`` where ``spec`` has the input ``shape`` (C, H, W), its
+    layout, ``num_classes`` and the per-channel ``normalize`` mean and std that evonas applied
+    (``None`` without normalisation), and ``splits`` is the loaded :class:`training.Splits`."""
     splits = load_dataset(data)
     spec: dict[str, Any] = {
-        "dataset": splits.name, "layout": "NCHW", "dtype": "float32",
-        "shape": list(splits.x_train.shape[1:]), "num_classes": splits.num_classes,
-        "normalize": None}
+        "dataset": splits.name, "task": task, "layout": get_task(task).layout,
+        "dtype": "float32", "shape": list(splits.x_train.shape[1:]),
+        "num_classes": splits.num_classes, "normalize": None}
     if data.get("normalize", True):
         # The same statistics load_dataset used: the raw training split's mean and std.
         raw = load_dataset({**data, "normalize": False}).x_train.numpy()
@@ -359,13 +361,13 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
 
     total = sum(p.numel() for p in model.parameters())
     params = inference_parameters(model)
+    task = get_task(info.get("input", {}).get("task", "classification"))
     settings = {
         "format": EXPORT_FORMAT, "version": EXPORT_VERSION,
         "genome": genome_doc["string"], "space": dict(space),
-        "input": {"shape": list(input_shape), "layout": "NCHW", "dtype": "float32",
+        "input": {"shape": list(input_shape), "layout": task.layout, "dtype": "float32",
                   "name": INPUT_NAME},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", space["num_classes"]],
-                   "meaning": "class logits (apply softmax for probabilities)"},
+        "output": task.output_meaning(space),
         "files": {f: FILES[f] for f in formats},
         "parameters": params, "auxiliary_parameters": total - params,
         "flops": count_flops(model, tuple(input_shape)),
@@ -411,33 +413,28 @@ def load_model(export_dir: str | os.PathLike) -> nn.Module:
     """Rebuild the model of an export folder through the decoder and load its weights; return
     it in eval mode (call ``.train()`` to fine-tune it).
 
-    Reads ``genome.json`` and the decoder space (``settings.json``, or the ``space`` entry of
-    ``genome.json`` as in a run's ``best/`` folder), then ``model.safetensors`` or, failing that,
-    ``model.pt`` with ``torch.load(weights_only=True)``. Nothing in the folder is executed.
+    Reads ``genome.json``, the decoder space in ``settings.json`` and ``model.safetensors``:
+    the one layout of a trained genome, whether an export folder or a run's ``best/``. Nothing
+    in the folder is executed.
     """
     directory = Path(export_dir)
     if not directory.is_dir():
         raise ExportError(f"{directory} is not a folder; give an export folder (with "
                           f"genome.json, settings.json and model.safetensors), e.g. "
-                          f"runs/<name>/export/1")
+                          f"runs/<name>/export/1 or runs/<name>/best")
     genome_doc = _read_json(directory / "genome.json")
-    if (directory / "settings.json").exists():
-        space = _read_json(directory / "settings.json").get("space")
-    else:
-        space = genome_doc.get("space")
+    settings = _read_json(directory / "settings.json")
+    space = settings.get("space") if isinstance(settings, dict) else None
     if not isinstance(genome_doc, dict) or "genome" not in genome_doc or not space:
         raise ExportError(f"{directory} lacks the genome or its decoder space; give a folder "
                           f"written by evonas export")
     model = build_model(genome_from_dict(genome_doc["genome"]), space)
-    if (directory / FILES["weights"]).exists():
-        from safetensors.torch import load_file
+    if not (directory / FILES["weights"]).exists():
+        raise ExportError(f"{directory} has no weights ({FILES['weights']}); export again "
+                          f"with the 'weights' format")
+    from safetensors.torch import load_file
 
-        state = load_file(str(directory / FILES["weights"]))
-    elif (directory / "model.pt").exists():
-        state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
-    else:
-        raise ExportError(f"{directory} has no weights ({FILES['weights']} or model.pt); "
-                          f"export again with the 'weights' format")
+    state = load_file(str(directory / FILES["weights"]))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -464,8 +461,7 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     inp = settings["input"]
     trained = training.get("trained", False)
     retrained = training.get("data") == "train+val"
-    kind = {"binary": "Genetic-CNN", "cell": "NASNet / AmoebaNet cell"}.get(
-        genome_doc["encoding"], genome_doc["encoding"])
+    kind = get_encoding(genome_doc["encoding"]).title
 
     lines = [f"# {kind} model `{genome_doc['string']}`", ""]
     if source.get("kind") == "run":
@@ -527,8 +523,9 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
                       f"`settings.json`, `input.normalize`).")
     else:
         lines[-1] += ", not standardised."
-    lines += ["", f"Output `{OUTPUT_NAME}`: shape (batch, {settings['space']['num_classes']}), "
-                  f"class logits; the batch size is free.", ""]
+    output = settings["output"]
+    lines += ["", f"Output `{output['name']}`: shape ({', '.join(map(str, output['shape']))}), "
+                  f"{output['meaning']}; the batch size is free.", ""]
 
     files = settings["files"]
     lines += ["## Load it", ""]

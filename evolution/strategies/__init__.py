@@ -1,21 +1,32 @@
-"""Search strategies: ask/tell over a DEAP toolbox."""
+"""Search strategies: ask/tell over a DEAP toolbox, by name.
+
+A new strategy is a module with a :class:`Strategy` subclass and one entry in
+:data:`STRATEGIES`.
+"""
 from __future__ import annotations
 
 import random
 from typing import Any
 
+from evolution.objectives import Objectives
 from evolution.strategies.aging import AgingStrategy
-from evolution.strategies.base import WORST, Ask, FitnessMax, Individual, Strategy, make_toolbox
+from evolution.strategies.base import (Ask, Fitness, Individual, Strategy, Values,
+                                       make_toolbox)
 from evolution.strategies.genetic import GeneticStrategy
 from evolution.strategies.random_search import RandomStrategy
+from genome import get_encoding
 
-STRATEGIES = {"genetic": GeneticStrategy, "aging": AgingStrategy, "random": RandomStrategy}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (GeneticStrategy, AgingStrategy, RandomStrategy)}
+"""``strategy.name`` -> strategy class, in the order the docs list them."""
 
 
 def make_strategy(config: Any, rng: random.Random) -> Strategy:
-    """The strategy named by ``config.strategy.name``, drawing all randomness from ``rng``."""
-    return STRATEGIES[config.strategy.name](config.search, config.strategy, rng)
+    """The strategy ``config.strategy`` names, over ``config.search`` with the run's
+    objectives, drawing all randomness from ``rng``."""
+    return STRATEGIES[config.strategy.name](get_encoding(config.search.encoding), config.search,
+                                            config.strategy, Objectives.from_config(config), rng)
 
 
-__all__ = ["WORST", "AgingStrategy", "Ask", "FitnessMax", "GeneticStrategy", "Individual",
-           "RandomStrategy", "Strategy", "make_strategy", "make_toolbox"]
+__all__ = ["STRATEGIES", "AgingStrategy", "Ask", "Fitness", "GeneticStrategy", "Individual",
+           "RandomStrategy", "Strategy", "Values", "make_strategy", "make_toolbox"]

@@ -1,46 +1,65 @@
 """Aging (regularized) evolution, Real et al. 2019, Algorithm 1, as asynchronous ask/tell.
 
 The first P asks are random genomes. After that, every ask samples S members of the current
-population, mutates the best of them once, and proposes the child; it never waits for a
-generation, so a free worker always gets work. Every told result joins the population on the
-right and, once the population holds more than P, the oldest member leaves on the left: age,
-not fitness, decides who dies. Failed evaluations are members with the worst fitness.
-The run does P + C evaluations (C = ``cycles``).
+population uniformly with replacement, mutates the best of them once, and proposes the child;
+it never waits for a generation, so a free worker always gets work. Every told result joins the
+population on the right and, once the population holds more than P, the oldest member leaves
+on the left: age, not fitness, decides who dies. Failed evaluations are members with the worst
+fitness. The run does P + C evaluations (C = ``cycles``).
 """
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
-from evolution.strategies.base import (WORST, Ask, Individual, individuals_state,
-                                       load_individuals, make_toolbox, rng_state, set_rng_state)
+from pydantic import Field, model_validator
 
-
-def window_event(kind: str, evaluations: int, values: list[float],
-                 window: list[float]) -> dict[str, Any]:
-    """Statistics of a population (``values``) after ``evaluations`` results; ``window`` holds
-    the fitness told since the last event, for its failure count."""
-    finite = [v for v in values if math.isfinite(v)]
-    return {"event": kind, "evaluations": evaluations,
-            "best": max(finite) if finite else None,
-            "mean": sum(finite) / len(finite) if finite else None,
-            "failures": sum(not math.isfinite(v) for v in window)}
+from evolution.objectives import Objectives
+from evolution.strategies.base import (Ask, Individual, Strategy, Values, individuals_state,
+                                       load_individuals, make_toolbox, rng_state,
+                                       sel_tournament, set_rng_state)
+from genome import Encoding, genome_from_dict
+from genome.section import Section
 
 
-class AgingStrategy:
-    def __init__(self, search: Any, config: Any, rng: random.Random):
-        self.config = config
-        self.rng = rng
-        self.toolbox = make_toolbox(search, config, rng)
+class AgingConfig(Section):
+    """Aging (regularized) evolution (Real et al. 2019, Algorithm 1), steady-state."""
+
+    name: Literal["aging"] = "aging"
+    population: int = Field(20, ge=2, description="population size P")
+    sample: int = Field(5, ge=1, description="tournament sample size S")
+    cycles: int = Field(80, ge=0, description="children after the initial population")
+
+    @model_validator(mode="after")
+    def _check(self) -> "AgingConfig":
+        if self.sample > self.population:
+            raise ValueError(f"strategy.sample ({self.sample}) cannot exceed "
+                             f"strategy.population ({self.population})")
+        return self
+
+    @property
+    def budget(self) -> int:
+        return self.population + self.cycles
+
+
+class AgingStrategy(Strategy):
+    name = "aging"
+    title = "aging evolution"
+    Config = AgingConfig
+    budget_key = "cycles"
+
+    def __init__(self, encoding: Encoding, space: Section, config: AgingConfig,
+                 objectives: Objectives, rng: random.Random):
+        super().__init__(encoding, space, config, objectives, rng)
+        self.toolbox = make_toolbox(encoding, space, rng,
+                                    select=(sel_tournament, {"tournsize": config.sample}))
         self.size = config.population
-        self.budget = config.budget
         self.population: deque[Individual] = deque()
         self._asked: dict[int, Any] = {}
         self._handed = 0
         self._told = 0
-        self._window: list[float] = []
+        self._window: list[Values] = []
 
     @property
     def done(self) -> bool:
@@ -53,7 +72,7 @@ class AgingStrategy:
                 genome = self.toolbox.random_genome()
             elif self.population:
                 parent = self.toolbox.select(list(self.population))
-                genome = self.toolbox.mutate(parent.genome)
+                genome = self.toolbox.mutate_one(parent.genome)
             else:  # every initial member is still being evaluated
                 break
             self._asked[self._handed] = genome
@@ -61,19 +80,19 @@ class AgingStrategy:
             self._handed += 1
         return asks
 
-    def tell(self, ticket: int, fitness: float) -> list[dict[str, Any]]:
+    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
         if ticket not in self._asked:
             raise ValueError(f"ticket {ticket} was not asked or was already told")
-        fitness = fitness if math.isfinite(fitness) else WORST
-        self.population.append(Individual(self._asked.pop(ticket), fitness))
+        self.population.append(self.individual(self._asked.pop(ticket), values, told=True))
         if len(self.population) > self.size:
             self.population.popleft()
         self._told += 1
-        self._window.append(fitness)
+        self._window.append(values)
         if self._told % self.size and self._told != self.budget:
             return []
-        event = window_event("window", self._told, [m.value for m in self.population],
-                             self._window)
+        event = self.group_event("window", [m.outcome for m in self.population],
+                                 evaluations=self._told)
+        event["failures"] = sum(v is None for v in self._window)  # since the last event
         self._window = []
         return [event]
 
@@ -81,14 +100,12 @@ class AgingStrategy:
         return {"population": individuals_state(self.population),
                 "asked": {str(t): g.to_dict() for t, g in self._asked.items()},
                 "handed": self._handed, "told": self._told,
-                "window": [v if math.isfinite(v) else None for v in self._window],
+                "window": [list(v) if v is not None else None for v in self._window],
                 "rng": rng_state(self.rng)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from genome import genome_from_dict
-
-        self.population = deque(load_individuals(state["population"]))
+        self.population = deque(load_individuals(state["population"], self.objectives))
         self._asked = {int(t): genome_from_dict(g) for t, g in state["asked"].items()}
         self._handed, self._told = state["handed"], state["told"]
-        self._window = [WORST if v is None else v for v in state["window"]]
+        self._window = list(state["window"])
         set_rng_state(self.rng, state["rng"])

@@ -1,34 +1,47 @@
-"""What every strategy shares: the ask/tell contract, DEAP fitness and individual classes, and
-the one place that wires genome operators into a DEAP toolbox.
+"""What every strategy shares: the ask/tell contract, the DEAP fitness and individual classes,
+and the one place that wires an encoding's operators into a DEAP toolbox.
 
-A strategy only proposes genomes and is told fitness values; it never trains, never touches the
-pool and never writes files. The run loop gives every asked genome an evaluation index and seed.
+A strategy only proposes genomes and is told objective values; it never trains, never touches
+the pool and never writes files. The run loop gives every asked genome an evaluation index and
+seed. A new strategy is a module with a :class:`Strategy` subclass (its name, title, config
+section and budget key) and one line in ``evolution/strategies/__init__.py``.
 """
 from __future__ import annotations
 
 import math
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
-from deap import base
+from deap import base, tools
 
-from evolution.strategies.selection import roulette, tournament
-from genome import binary, cell, choice
-from genome.binary import BinaryGenome
-from genome.cell import CellGenome
-from genome.choice import ChoiceGenome
+from evolution.objectives import Objectives
+from evolution.strategies.selection import roulette
+from genome import Encoding, genome_from_dict
+from genome.rng import lend
+from genome.section import Section
 
-WORST = -math.inf
-"""Fitness of a failed evaluation: worse than any real fitness."""
+Values = Optional[Sequence[float]]
+"""What a strategy is told: the objective values in config order, or ``None`` for a result
+that is not ok (failed, timed out, crashed, ...), which ranks below every real one."""
 
 
-class FitnessMax(base.Fitness):
-    """Single-objective fitness to maximise (validation accuracy). A module-level class, so
-    spawned and remote processes can import it; never made with ``creator.create``."""
+class Fitness(base.Fitness):
+    """DEAP fitness whose weights (+1 maximise, -1 minimise, one per objective) are given per
+    instance, so one module-level class serves every run; never made with
+    ``creator.create``."""
 
-    weights = (1.0,)
+    weights: tuple[float, ...] = ()
+
+    def __init__(self, weights: Sequence[float], values: Sequence[float] = ()):
+        self.weights = tuple(weights)
+        super().__init__(tuple(values))
+
+    def __deepcopy__(self, memo: Any) -> "Fitness":
+        copy = Fitness(self.weights)
+        copy.wvalues = self.wvalues
+        return copy
 
 
 class Individual:
@@ -37,18 +50,30 @@ class Individual:
 
     __slots__ = ("genome", "fitness")
 
-    def __init__(self, genome: Any, fitness: float | None = None):
+    def __init__(self, genome: Any, weights: Sequence[float],
+                 values: Optional[Sequence[float]] = None):
         self.genome = genome
-        self.fitness = FitnessMax()
-        if fitness is not None:
-            self.fitness.values = (fitness,)
+        self.fitness = Fitness(weights, values if values is not None else ())
+
+    @property
+    def told(self) -> bool:
+        return self.fitness.valid
+
+    @property
+    def outcome(self) -> Values:
+        """The told values, or ``None`` when untold or failed (told the worst values)."""
+        values = self.fitness.values if self.told else None
+        return values if values is not None and all(map(math.isfinite, values)) else None
 
     @property
     def value(self) -> float:
-        return self.fitness.values[0] if self.fitness.valid else WORST
+        """The first objective turned so that larger is better (``-inf`` if failed or untold):
+        what the single-objective operators select on."""
+        return self.fitness.wvalues[0] if self.fitness.valid else -math.inf
 
     def copy(self) -> "Individual":
-        return Individual(self.genome, self.fitness.values[0] if self.fitness.valid else None)
+        return Individual(self.genome, self.fitness.weights,
+                          self.fitness.values if self.fitness.valid else None)
 
 
 def rng_state(rng: random.Random) -> list[Any]:
@@ -63,18 +88,16 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 
 def individuals_state(members: Any) -> list[dict[str, Any]]:
-    """Population members as JSON: genome dict and fitness (``None`` when not told yet)."""
+    """Population members as JSON: genome dict and values (``None`` when failed or untold)."""
     return [{"genome": m.genome.to_dict(),
-             "fitness": (m.value if math.isfinite(m.value) else None) if m.fitness.valid
-             else None, "told": m.fitness.valid} for m in members]
+             "values": list(m.outcome) if m.outcome is not None else None, "told": m.told}
+            for m in members]
 
 
-def load_individuals(state: list[dict[str, Any]]) -> list[Individual]:
-    from genome import genome_from_dict
-
-    return [Individual(genome_from_dict(m["genome"]),
-                       (WORST if m["fitness"] is None else m["fitness"]) if m["told"] else None)
-            for m in state]
+def load_individuals(state: list[dict[str, Any]], objectives: Objectives) -> list[Individual]:
+    return [Individual(genome_from_dict(m["genome"]), objectives.weights,
+                       (m["values"] if m["values"] is not None else objectives.worst)
+                       if m["told"] else None) for m in state]
 
 
 @dataclass(frozen=True)
@@ -85,102 +108,99 @@ class Ask:
     genome: Any
 
 
-class Strategy(Protocol):
-    """The ask/tell contract every search strategy follows."""
+class Strategy(ABC):
+    """The ask/tell contract every search strategy follows.
 
-    budget: int
+    Subclasses set ``name`` (``strategy.name``), ``title``, ``Config`` (the ``strategy:``
+    section, with ``name: Literal[...]`` and a ``budget`` property counting evaluations) and
+    ``budget_key`` (the one key of that section a resume may raise); ``multi_objective`` says
+    whether it handles several objectives."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Config: ClassVar[type[Section]]
+    budget_key: ClassVar[str]
+    multi_objective: ClassVar[bool] = False
+
+    def __init__(self, encoding: Encoding, space: Section, config: Any,
+                 objectives: Objectives, rng: random.Random):
+        self.encoding, self.space, self.config = encoding, space, config
+        self.objectives = objectives
+        self.rng = rng
+        self.budget = config.budget
 
     @property
+    @abstractmethod
     def done(self) -> bool:
         """True once every evaluation the strategy will ask for has been told."""
 
+    @abstractmethod
     def ask(self, n: int) -> list[Ask]:
         """Up to ``n`` genomes to evaluate now; fewer (even none) while it waits for results."""
 
-    def tell(self, ticket: int, fitness: float) -> list[dict[str, Any]]:
-        """The fitness of an asked genome (``WORST`` for a failed one). Returns events worth
-        recording, such as a finished generation."""
+    @abstractmethod
+    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
+        """The objective values of an asked genome (``None`` for a result that is not ok).
+        Returns events worth recording, such as a finished generation."""
 
+    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything the strategy knows, RNG included, as JSON values."""
 
+    @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`; the budget comes from the (possibly extended)
         config the strategy was built with."""
 
+    # ------------------------------------------------------------------ helpers
+    def individual(self, genome: Any, values: Values = None, told: bool = False) -> Individual:
+        """An individual of this run's objectives; told ``None`` values are the worst."""
+        if told and values is None:
+            values = self.objectives.worst
+        return Individual(genome, self.objectives.weights, values)
 
+    def group_event(self, kind: str, values: Sequence[Values], **fields: Any) -> dict[str, Any]:
+        """A ``generation`` / ``window`` journal event: ``fields`` plus the group's best, mean
+        (first objective) and failures (see :meth:`Objectives.summary`)."""
+        return {"event": kind, **fields, **self.objectives.summary(values)}
+
+
+# --------------------------------------------------------------------------- selection
 def sel_roulette(individuals: list[Individual], k: int, rng: random.Random) -> list[Individual]:
-    """DEAP-shaped roulette selection: ``k`` copies drawn by :func:`roulette`."""
+    """Genetic-CNN's roulette (fitness minus the population's minimum, :func:`roulette`) over
+    the first objective: ``k`` copies."""
     return [individuals[i].copy() for i in roulette([ind.value for ind in individuals], k, rng)]
 
 
-def sel_tournament(individuals: list[Individual], sample: int,
+def sel_tournament(individuals: list[Individual], tournsize: int,
                    rng: random.Random) -> Individual:
-    """The best of ``sample`` members drawn without replacement (:func:`tournament`)."""
-    return individuals[tournament([ind.value for ind in individuals], sample, rng)]
+    """Aging evolution's parent: DEAP's ``tools.selTournament`` (``tournsize`` members drawn
+    uniformly *with* replacement, as in Real et al.'s Algorithm 1; the best wins, the first
+    drawn among ties) with its draws taken from ``rng``."""
+    with lend(rng):
+        return tools.selTournament(individuals, 1, tournsize)[0]
 
 
-def _sometimes(operator: Callable[[Any], Any], p: float, rng: random.Random) -> Callable:
-    """``operator`` applied with probability ``p``; otherwise the genome is returned as is."""
-    def apply(genome: Any) -> Any:
-        return operator(genome) if rng.random() < p else genome
-    return apply
-
-
-def _operators(search: Any, strategy: Any, rng: random.Random) -> dict[str, Callable]:
-    """The encoding's operators bound to the space and ``rng``: ``random_genome()``,
-    ``mutate_one(g)`` (exactly one mutation, for aging evolution), and for the genetic algorithm
-    ``mutate(g)`` and ``mate(a, b)`` with the strategy's rates."""
-    ga = getattr(strategy, "name", None) == "genetic"
-    if search.encoding == "binary":
-        ops = {"random_genome": partial(BinaryGenome.random, tuple(search.stages), rng),
-               "mutate_one": partial(binary.mutate_one, rng=rng)}
-        if ga:
-            ops["mutate"] = partial(binary.mutate, rng=rng, p_m=strategy.p_mutation,
-                                    q_m=strategy.q_mutation)
-            ops["mate"] = partial(binary.crossover, rng=rng, p_c=strategy.p_crossover,
-                                  q_c=strategy.q_crossover)
-    elif search.encoding == "cell":
-        ops = {"random_genome": partial(CellGenome.random, rng, blocks=search.blocks,
-                                        ops=tuple(search.ops)),
-               "mutate_one": partial(cell.mutate, rng=rng, ops=tuple(search.ops),
-                                     p_hidden=search.mutation.hidden_state,
-                                     p_op=search.mutation.op,
-                                     p_identity=search.mutation.identity)}
-        if ga:  # one paper mutation with probability p_M; q_M has no meaning for cells
-            ops["mutate"] = _sometimes(ops["mutate_one"], strategy.p_mutation, rng)
-            ops["mate"] = partial(cell.crossover, rng=rng, p_c=strategy.p_crossover,
-                                  q_c=strategy.q_crossover)
-    elif search.encoding == "choice":
-        choices = tuple(tuple(c) for c in search.choices)
-        ops = {"random_genome": partial(ChoiceGenome.random, choices, rng),
-               "mutate_one": partial(choice.mutate_one, choices=choices, rng=rng)}
-        if ga:
-            ops["mutate"] = partial(choice.mutate, choices=choices, rng=rng,
-                                    p_m=strategy.p_mutation, q_m=strategy.q_mutation)
-            ops["mate"] = partial(choice.crossover, rng=rng, p_c=strategy.p_crossover,
-                                  q_c=strategy.q_crossover)
-    else:
-        raise ValueError(f"no operators for encoding {search.encoding!r}")
-    return ops
-
-
-def make_toolbox(search: Any, strategy: Any, rng: random.Random) -> base.Toolbox:
+def make_toolbox(encoding: Encoding, space: Section, rng: random.Random, *,
+                 select: Optional[tuple[Callable[..., Any], Mapping[str, Any]]] = None,
+                 mutate: Optional[Mapping[str, float]] = None,
+                 mate: Optional[Mapping[str, float]] = None) -> base.Toolbox:
     """The one place that wires operators into a DEAP toolbox, for every encoding and strategy.
 
-    Always registered: ``random_genome()``. Genetic: ``select(individuals, k)`` (roulette,
-    copies), ``mate(a, b)``, ``mutate(g)``. Aging: ``select(individuals)`` (the tournament
-    winner) and ``mutate(g)`` (exactly one mutation). Variation returns new genomes and never
-    changes its arguments; all randomness comes from ``rng``.
+    Always registered, bound to ``space`` and ``rng``: ``random_genome()`` and ``mutate_one(g)``
+    (exactly one mutation). A strategy asks for what else it uses: ``select`` as ``(function,
+    keyword arguments)`` (called with ``rng``), ``mutate(g)`` with the GA's rates (``p_m``,
+    ``q_m``) and ``mate(a, b)`` with its crossover rates (``p_c``, ``q_c``). Variation returns
+    new genomes and never changes its arguments; all randomness comes from ``rng``.
     """
-    ops = _operators(search, strategy, rng)
     toolbox = base.Toolbox()
-    toolbox.register("random_genome", ops["random_genome"])
-    if strategy.name == "genetic":
-        toolbox.register("select", sel_roulette, rng=rng)
-        toolbox.register("mate", ops["mate"])
-        toolbox.register("mutate", ops["mutate"])
-    elif strategy.name == "aging":
-        toolbox.register("select", sel_tournament, sample=strategy.sample, rng=rng)
-        toolbox.register("mutate", ops["mutate_one"])
+    toolbox.register("random_genome", encoding.random, space, rng)
+    toolbox.register("mutate_one", encoding.mutate_one, space=space, rng=rng)
+    if select is not None:
+        function, kwargs = select
+        toolbox.register("select", function, rng=rng, **kwargs)
+    if mutate is not None:
+        toolbox.register("mutate", encoding.mutate, space=space, rng=rng, **mutate)
+    if mate is not None:
+        toolbox.register("mate", encoding.crossover, space=space, rng=rng, **mate)
     return toolbox

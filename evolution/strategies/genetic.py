@@ -7,26 +7,56 @@ distinct architecture once, so unchanged survivors cost nothing.
 """
 from __future__ import annotations
 
-import math
 import random
-from typing import Any
+from typing import Any, Literal
 
-from evolution.strategies.base import (WORST, Ask, Individual, individuals_state,
-                                       load_individuals, make_toolbox, rng_state, set_rng_state)
+from pydantic import Field
+
+from evolution.objectives import Objectives
+from evolution.strategies.base import (Ask, Strategy, Values, individuals_state,
+                                       load_individuals, make_toolbox, rng_state, sel_roulette,
+                                       set_rng_state)
+from genome import Encoding
+from genome.section import Section
 
 
-class GeneticStrategy:
+class GeneticConfig(Section):
+    """Genetic-CNN's generational algorithm (Xie & Yuille 2017)."""
+
+    name: Literal["genetic"] = "genetic"
+    population: int = Field(10, ge=2, description="individuals per generation N")
+    generations: int = Field(5, ge=0, description="generations T after the initial one")
+    p_crossover: float = Field(0.2, ge=0, le=1, description="probability a pair crosses, p_C")
+    q_crossover: float = Field(0.2, ge=0, le=1,
+                               description="probability a stage / cell / position swaps, q_C")
+    p_mutation: float = Field(0.8, ge=0, le=1, description="probability an individual mutates")
+    q_mutation: float = Field(0.1, ge=0, le=1,
+                              description="probability a bit / position changes, q_M")
+
+    @property
+    def budget(self) -> int:
+        return self.population * (self.generations + 1)
+
+
+class GeneticStrategy(Strategy):
     """Generational GA. ``ask`` hands out the current generation; the next one is bred only
     when every member of this one has been told (a generation is a barrier)."""
 
-    def __init__(self, search: Any, config: Any, rng: random.Random):
-        self.config = config
-        self.rng = rng
-        self.toolbox = make_toolbox(search, config, rng)
+    name = "genetic"
+    title = "genetic algorithm"
+    Config = GeneticConfig
+    budget_key = "generations"
+
+    def __init__(self, encoding: Encoding, space: Section, config: GeneticConfig,
+                 objectives: Objectives, rng: random.Random):
+        super().__init__(encoding, space, config, objectives, rng)
+        self.toolbox = make_toolbox(
+            encoding, space, rng, select=(sel_roulette, {}),
+            mutate={"p_m": config.p_mutation, "q_m": config.q_mutation},
+            mate={"p_c": config.p_crossover, "q_c": config.q_crossover})
         self.size = config.population
-        self.budget = config.budget
         self.generation = 0
-        self.batch = [Individual(self.toolbox.random_genome()) for _ in range(self.size)]
+        self.batch = [self.individual(self.toolbox.random_genome()) for _ in range(self.size)]
         self._handed = 0
         self._told = 0
 
@@ -46,22 +76,18 @@ class GeneticStrategy:
             self._handed += 1
         return asks
 
-    def tell(self, ticket: int, fitness: float) -> list[dict[str, Any]]:
+    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
         generation, position = divmod(ticket, self.size)
         member = self.batch[position] if generation == self.generation else None
-        if member is None or position >= self._handed or member.fitness.valid:
+        if member is None or position >= self._handed or member.told:
             raise ValueError(f"ticket {ticket} was not asked in generation {self.generation} "
                              f"or was already told")
-        member.fitness.values = (fitness if math.isfinite(fitness) else WORST,)
+        member.fitness.values = tuple(values) if values is not None else self.objectives.worst
         self._told += 1
         if self._told < self.size:
             return []
-        values = [m.value for m in self.batch]
-        finite = [v for v in values if math.isfinite(v)]
-        return [{"event": "generation", "generation": self.generation,
-                 "best": max(finite) if finite else None,
-                 "mean": sum(finite) / len(finite) if finite else None,
-                 "failures": len(values) - len(finite)}]
+        return [self.group_event("generation", [m.outcome for m in self.batch],
+                                 generation=self.generation)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "handed": self._handed, "told": self._told,
@@ -70,12 +96,12 @@ class GeneticStrategy:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generation, self._handed, self._told = (state["generation"], state["handed"],
                                                      state["told"])
-        self.batch = load_individuals(state["batch"])
+        self.batch = load_individuals(state["batch"], self.objectives)
         set_rng_state(self.rng, state["rng"])
 
-    def _breed(self, population: list[Individual]) -> list[Individual]:
+    def _breed(self, population: list) -> list:
         offspring = self.toolbox.select(population, len(population))
         genomes = [ind.genome for ind in offspring]
         for i in range(1, len(genomes), 2):
             genomes[i - 1], genomes[i] = self.toolbox.mate(genomes[i - 1], genomes[i])
-        return [Individual(self.toolbox.mutate(g)) for g in genomes]
+        return [self.individual(self.toolbox.mutate(g)) for g in genomes]

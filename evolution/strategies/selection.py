@@ -1,4 +1,6 @@
-"""Selection operators: plain functions over fitness values with an explicit ``random.Random``.
+"""Selection the papers define and DEAP does not have: plain functions over fitness values with
+an explicit ``random.Random``. (Aging evolution's tournament is DEAP's own ``selTournament``;
+see ``evolution.strategies.base``.)
 
 Non-finite fitness (a failed evaluation is ``-inf``) always counts as the worst.
 """
@@ -26,13 +28,3 @@ def roulette(fitnesses: Sequence[float], k: int, rng: random.Random) -> list[int
         pool = [i for i, f in enumerate(fitnesses) if math.isfinite(f)] or range(len(fitnesses))
         return [pool[rng.randrange(len(pool))] for _ in range(k)]
     return rng.choices(range(len(fitnesses)), weights=weights, k=k)
-
-
-def tournament(fitnesses: Sequence[float], sample: int, rng: random.Random) -> int:
-    """Tournament selection of aging evolution: draw ``sample`` distinct indices uniformly and
-    return the one with the highest fitness (the first drawn among ties). A sample larger than
-    the population is the whole population."""
-    if not fitnesses:
-        raise ValueError("tournament selection needs a non-empty population")
-    drawn = rng.sample(range(len(fitnesses)), min(sample, len(fitnesses)))
-    return max(drawn, key=lambda i: fitnesses[i] if math.isfinite(fitnesses[i]) else -math.inf)

@@ -24,7 +24,7 @@ from evolution.journal import read_journal  # noqa: E402
 
 
 def fitnesses(run_dir: Path) -> list[float]:
-    return [e["fitness"] for e in read_journal(run_dir)
+    return [e["values"][0] for e in read_journal(run_dir)
             if e["event"] == "result" and e["status"] == "ok"]
 
 
@@ -49,12 +49,12 @@ def main() -> None:
           f"{search_seconds:.0f} s on {config.pool.workers} workers; "
           f"random: {len(drawn)} genomes, {random_seconds:.0f} s")
     print(f"{'':<28} {'val accuracy':>12}")
-    print(f"{'search best':<28} {search.best['fitness']:>12.4f}")
+    print(f"{'search best':<28} {search.best_values[0]:>12.4f}")
     print(f"{'search, median of all':<28} {statistics.median(found):>12.4f}")
     print(f"{'random genomes, median':<28} {statistics.median(drawn):>12.4f}")
     print(f"{'random genomes, min / max':<28} {min(drawn):>6.4f} / {max(drawn):.4f}")
     print(f"search best beats the random median by "
-          f"{search.best['fitness'] - statistics.median(drawn):+.4f}; its test accuracy after "
+          f"{search.best_values[0] - statistics.median(drawn):+.4f}; its test accuracy after "
           f"retraining: {search.final['test_accuracy']:.4f}")
 
 

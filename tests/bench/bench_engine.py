@@ -22,13 +22,15 @@ sys.path.insert(0, str(REPO))
 from evolution import load_config, run  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
+from evolution.results import make_result  # noqa: E402
 from evolution.run import Search  # noqa: E402
 
 
 def trivial(task):
     bits = task["genome"]["code"]
-    return {"index": task["index"], "status": "ok", "fitness": bits.count("1") / len(bits),
-            "metrics": {}, "message": "", "started": 0.0, "finished": 0.0}
+    value = bits.count("1") / len(bits)
+    return make_result(task["index"], values=[value], metrics={"val_accuracy": value},
+                       started=0.0, finished=0.0)
 
 
 def engine_overhead(tmp: Path, population: int, generations: int) -> dict:
@@ -37,7 +39,7 @@ def engine_overhead(tmp: Path, population: int, generations: int) -> dict:
         "strategy.population": population, "strategy.generations": generations})
     with RunDirectory.create(tmp, "overhead", config.to_dict(), exact=False) as rd, \
             SerialPool(evaluate=trivial) as pool:
-        search = Search(config, rd, pool, {"channels": [8, 8, 8]})
+        search = Search(config, rd, pool, config.model_space())
         start = time.perf_counter()
         search.loop()
         seconds = time.perf_counter() - start

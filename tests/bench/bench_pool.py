@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO))
 from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import LocalPool, SerialPool  # noqa: E402
-from evolution.pool_dask import DaskPool  # noqa: E402
+from evolution.pool import DaskPool  # noqa: E402
 from evolution.run import Search, derive_seed  # noqa: E402
+from evolution.worker import make_task  # noqa: E402
 from genome import BinaryGenome  # noqa: E402
 
 TRIVIAL = '''
@@ -57,14 +58,11 @@ def genomes(n: int) -> list[BinaryGenome]:
 
 
 def tasks(config, n: int) -> list[dict]:
-    from evolution.run import model_space
     from training import load_dataset
 
-    space = model_space(config, load_dataset(config.data.model_dump(mode="json")))
-    return [{"index": i, "seed": derive_seed(0, i), "genome": g.to_dict(), "space": space,
-             "data": config.data.model_dump(mode="json"),
-             "training": config.evaluation.model_dump(mode="json"), "evaluator": None,
-             "objective": "val_accuracy"} for i, g in enumerate(genomes(n))]
+    space = config.model_space(load_dataset(config.data.model_dump(mode="json")))
+    return [make_task(config, space, index=i, seed=derive_seed(0, i), genome=g.to_dict())
+            for i, g in enumerate(genomes(n))]
 
 
 def drive(pool, todo: list[dict]) -> tuple[float, dict[int, dict]]:
@@ -121,7 +119,7 @@ def timed(make, todo, warmup):
     return {"ready": ready, "warm": warm, "seconds": seconds,
             "others": max(0.0, (machine1 - machine0) - (ours1 - ours0)) / seconds,
             "busy": sum(r["finished"] - r["started"] for r in results.values()),
-            "accuracy": [round(results[i]["fitness"], 4) for i in sorted(results)]}
+            "accuracy": [round(results[i]["values"][0], 4) for i in sorted(results)]}
 
 
 def aging_utilization(tmp: Path, evaluations: int, epochs: int) -> dict:
@@ -130,10 +128,9 @@ def aging_utilization(tmp: Path, evaluations: int, epochs: int) -> dict:
         "strategy": {"name": "aging", "population": 8, "sample": 3,
                      "cycles": evaluations - 8},
         "evaluation": {"epochs": epochs}, "pool": {"workers": 2}})
-    from evolution.run import model_space
     from training import load_dataset
 
-    space = model_space(config, load_dataset(config.data.model_dump(mode="json")))
+    space = config.model_space(load_dataset(config.data.model_dump(mode="json")))
     with LocalPool(2) as pool, \
             RunDirectory.create(tmp, "aging", config.to_dict(), exact=False) as rd:
         pool.wait_ready()

@@ -23,14 +23,15 @@ sys.path.insert(0, str(REPO))
 from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
+from evolution.results import make_result  # noqa: E402
 from evolution.run import Search, _rebuild  # noqa: E402
 
 
 def trivial(task):
     key = str(task["genome"])
     fitness = (sum(map(ord, key)) % 1000) / 1000
-    return {"index": task["index"], "status": "ok", "fitness": fitness,
-            "metrics": {"fitness": fitness}, "message": "", "started": 0.0, "finished": 0.0}
+    return make_result(task["index"], values=[fitness], metrics={"fitness": fitness},
+                       started=0.0, finished=0.0)
 
 
 def config(tmp: Path, search: dict, population: int, cycles: int, every: int = 10):
@@ -52,14 +53,14 @@ def main() -> None:
         start = time.perf_counter()
         with RunDirectory.create(tmp, "long", cfg.to_dict(), exact=True) as rd, \
                 SerialPool(evaluate=trivial) as pool:
-            Search(cfg, rd, pool, cfg.search.space()).loop()
+            Search(cfg, rd, pool, cfg.model_space()).loop()
         write_seconds = time.perf_counter() - start
 
         def resume_seconds() -> tuple[float, int]:
             start = time.perf_counter()
             opened, events = RunDirectory.open(tmp / "long")
             with opened, SerialPool(evaluate=trivial) as pool:
-                search = _rebuild(cfg, opened, pool, cfg.search.space(), lambda e: None, events)
+                search = _rebuild(cfg, opened, pool, cfg.model_space(), lambda e: None, events)
             assert search.counts["evaluations"] == args.evaluations and search.strategy.done
             return time.perf_counter() - start, len(events)
 
@@ -71,7 +72,7 @@ def main() -> None:
         cfg = config(tmp, cell, 100, 0)
         with RunDirectory.create(tmp, "cells", cfg.to_dict(), exact=True) as rd, \
                 SerialPool(evaluate=trivial) as pool:
-            search = Search(cfg, rd, pool, cfg.search.space())
+            search = Search(cfg, rd, pool, cfg.model_space())
             search.loop()
             assert len(search.strategy.population) == 100
             times = []

@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
+from evolution.results import make_result  # noqa: E402
 from evolution.run import Search  # noqa: E402
 
 POSITIONS, VALUES = 6, ["conv3x3", "conv1x1", "skip", "pool", "none"]
@@ -65,16 +66,15 @@ def one_run(table, tmp: Path, strategy: dict, seed: int) -> tuple[float, int]:
 
     def evaluate(task):
         fitness = table[tuple(task["genome"]["values"])]
-        return {"index": task["index"], "status": "ok", "fitness": fitness,
-                "metrics": {"fitness": fitness}, "message": "", "started": 0.0,
-                "finished": 0.0}
+        return make_result(task["index"], values=[fitness], metrics={"fitness": fitness},
+                           started=0.0, finished=0.0)
 
     with RunDirectory.create(tmp, f"{strategy['name']}-{seed}", config.to_dict(),
                              exact=False) as rd, SerialPool(evaluate=evaluate) as pool:
-        search = Search(config, rd, pool, config.search.space())
+        search = Search(config, rd, pool, config.model_space())
         search.loop()
     assert search.counts["evaluations"] == config.strategy.budget
-    return search.best["fitness"], search.counts["trained"]
+    return search.best["values"][0], search.counts["trained"]
 
 
 def main() -> None:

@@ -1,20 +1,6 @@
-"""Where evaluations run, behind one small interface::
-
-    pool.submit(task)            # a free slot starts it (raises if none is free)
-    pool.wait(timeout) -> [...]  # finished results; blocks until at least one or timeout
-    pool.free                    # slots free now
-    pool.slots                   # slots in all
-    pool.close()
-
-and, for progress displays, ``pool.running`` (evaluations in progress), ``pool.busy_seconds``
-(evaluation time so far, summed over slots, including the running ones),
-``pool.utilization`` (busy time over wall time times slots since the pool started) and
-``pool.stats()`` (all of these plus restarts, retries, timeouts; per worker for the local pool).
-
-``SerialPool`` runs each task in this process when ``wait`` is called. ``LocalPool`` keeps one
-spawned ``multiprocess`` worker per slot, started once per run and reused; ``DaskPool``
-(``evolution.pool_dask``) sends tasks to a Dask cluster. Every failure comes back as a result,
-never as a crashed or hung run:
+"""The local backend: spawned ``multiprocess`` worker processes on this machine, one per slot,
+started once per run and reused. Every failure comes back as a result, never as a crashed or
+hung run:
 
 - an exception, a NaN or infinite loss, ``MemoryError`` or CUDA out-of-memory in the
   evaluation: ``failed``, with the traceback (the worker itself goes on);
@@ -30,139 +16,20 @@ The standard ``multiprocessing.Pool`` is not used: it hangs when a worker dies.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
-from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Sequence
 
-from evolution.worker import evaluate_task, serve
-from genome.errors import EvonasError
+from evolution.pool.base import Pool, PoolError
+from evolution.pool.slots import Slot, child_environ, resolve_slots
+from evolution.results import CRASHED, TIMEOUT, Result
+from evolution.worker import THREAD_VARIABLES, serve
 
 log = logging.getLogger(__name__)
 
 _HEARTBEAT_SECONDS = 5.0  # longest wait between two looks at the workers; deaths wake us sooner
 _STARTUP_DEATHS = 3       # a slot whose worker dies this often in a row before it is ready
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-class PoolError(EvonasError):
-    """The pool cannot run evaluations at all (for example, workers fail to start)."""
-
-
-class Pool(Protocol):
-    slots: int
-
-    @property
-    def free(self) -> int: ...
-
-    @property
-    def running(self) -> int: ...
-
-    @property
-    def busy_seconds(self) -> float: ...
-
-    def submit(self, task: dict[str, Any]) -> None: ...
-
-    def wait(self, timeout: float | None = None) -> list[dict[str, Any]]: ...
-
-    def close(self) -> None: ...
-
-
-def set_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads for torch (and BLAS/OpenMP libraries started later)."""
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-    import torch
-
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    if torch.get_num_interop_threads() != 1:
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set once torch ran parallel work in this process
-            pass
-
-
-# ----------------------------------------------------------------------------------- devices
-@dataclass(frozen=True)
-class Slot:
-    """One place an evaluation runs: ``device`` as the config names it (``cpu``, ``cuda:1``)
-    and the environment its worker process starts with (``CUDA_VISIBLE_DEVICES``)."""
-
-    device: str
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def worker_device(self) -> str:
-        """The device inside the worker: a GPU worker sees only its GPU, as ``cuda:0``."""
-        return "cpu" if self.device == "cpu" else "cuda:0"
-
-
-def visible_gpus() -> list[str]:
-    """The CUDA GPUs this process may use, as the values a child's ``CUDA_VISIBLE_DEVICES``
-    takes (index ``i`` is ``cuda:i`` here). Counted through NVML by
-    ``torch.cuda.device_count()``, which does not initialise CUDA or create a context in this
-    process; a torch built without CUDA finds none."""
-    import torch
-
-    count = torch.cuda.device_count()
-    if count <= 0:
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return [str(i) for i in range(count)]
-    return [v.strip() for v in visible.split(",") if v.strip()][:count]
-
-
-def resolve_slots(devices: Union[str, Sequence[str]], workers: int,
-                  slots_per_gpu: int = 1) -> list[Slot]:
-    """The slots of ``pool.devices``: ``auto`` is every visible GPU (``slots_per_gpu`` slots
-    each), or ``workers`` CPU slots when there is none; ``cpu`` is ``workers`` CPU slots whose
-    workers see no GPU; a list ``[cuda:0, ...]`` is those GPUs, which must exist."""
-    if devices == "cpu":
-        return [Slot("cpu", {"CUDA_VISIBLE_DEVICES": ""}) for _ in range(workers)]
-    gpus = visible_gpus()
-    if devices == "auto":
-        if not gpus:
-            return [Slot("cpu") for _ in range(workers)]
-        devices = [f"cuda:{i}" for i in range(len(gpus))]
-    wanted = [int(str(d).partition(":")[2]) for d in devices]
-    missing = [f"cuda:{i}" for i in wanted if i >= len(gpus)]
-    if missing:
-        import torch
-
-        if not gpus:
-            why = ("this torch is built without CUDA" if not torch.backends.cuda.is_built()
-                   else "torch.cuda.device_count() is 0")
-            seen = "this machine has no CUDA GPU visible to evonas"
-        else:
-            why = f"torch.cuda.device_count() is {len(gpus)}"
-            seen = f"only cuda:0..cuda:{len(gpus) - 1} are visible"
-        if "CUDA_VISIBLE_DEVICES" in os.environ:
-            why += f", CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}"
-        raise PoolError(f"pool.devices names {', '.join(missing)}, but {seen} ({why}). Use "
-                        f"pool.devices: auto (every GPU there is, else CPU workers) or cpu.")
-    return [Slot(f"cuda:{i}", {"CUDA_VISIBLE_DEVICES": gpus[i]})
-            for i in wanted for _ in range(slots_per_gpu)]
-
-
-@contextmanager
-def _environ(changes: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``changes`` while a child process is started (a spawned child
-    inherits it before any of its own code, or torch, runs)."""
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _exit_text(code: Optional[int]) -> str:
@@ -173,75 +40,6 @@ def _exit_text(code: Optional[int]) -> str:
         except ValueError:
             pass
     return f"exit code {code}"
-
-
-# ------------------------------------------------------------------------------------ serial
-class SerialPool:
-    """One slot, in this process: ``wait`` runs the submitted task and returns its result.
-    ``device`` is passed to the evaluation as ``task["device"]``."""
-
-    def __init__(self, threads: int = 1, evaluate: Callable[[dict], dict] = evaluate_task,
-                 device: str = "cpu"):
-        self.slots = 1
-        self.device = device
-        self._evaluate = evaluate
-        self._queue: deque[dict[str, Any]] = deque()
-        self._created = time.monotonic()
-        self._busy = 0.0
-        self.completed = 0
-        set_threads(threads)
-
-    @property
-    def free(self) -> int:
-        return self.slots - len(self._queue)
-
-    @property
-    def running(self) -> int:
-        return len(self._queue)
-
-    @property
-    def busy_seconds(self) -> float:
-        return self._busy
-
-    @property
-    def utilization(self) -> float:
-        return _utilization(self._busy, self._created, self.slots)
-
-    def stats(self) -> dict[str, Any]:
-        return {"slots": self.slots, "running": self.running, "completed": self.completed,
-                "busy_seconds": self._busy, "utilization": self.utilization}
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Always ready."""
-
-    def submit(self, task: dict[str, Any]) -> None:
-        if not self.free:
-            raise RuntimeError("SerialPool.submit called with no free slot")
-        self._queue.append(task)
-
-    def wait(self, timeout: float | None = None) -> list[dict[str, Any]]:
-        if not self._queue:
-            return []
-        start = time.monotonic()
-        result = self._evaluate({**self._queue.popleft(), "device": self.device})
-        self._busy += time.monotonic() - start
-        self.completed += 1
-        result["worker"] = 0
-        return [result]
-
-    def close(self) -> None:
-        self._queue.clear()
-
-    def __enter__(self) -> "SerialPool":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def _utilization(busy: float, created: float, slots: int) -> float:
-    elapsed = time.monotonic() - created
-    return busy / (elapsed * slots) if elapsed > 0 else 0.0
 
 
 # ------------------------------------------------------------------------------------- local
@@ -265,7 +63,7 @@ class _Worker:
         self.process = ctx.Process(
             target=serve, name=f"evonas-worker-{worker_id}", daemon=True,
             args=(child, worker_id, threads, slot.worker_device, memory_limit_mb))
-        with _environ({**{name: str(threads) for name in _THREAD_VARIABLES}, **slot.env}):
+        with child_environ({**{name: str(threads) for name in THREAD_VARIABLES}, **slot.env}):
             self.process.start()
         child.close()  # the child holds its end; ours closing lets either side see EOF
         self.pid = self.process.pid
@@ -284,7 +82,7 @@ class _Worker:
             pass
 
 
-class LocalPool:
+class LocalPool(Pool):
     """Spawned worker processes on this machine, one per slot, started once and reused.
 
     ``workers`` CPU slots with ``threads`` torch threads each, or the given ``slots`` (see
@@ -296,12 +94,15 @@ class LocalPool:
     each worker.
     """
 
+    name = "local"
+
     def __init__(self, workers: int = 1, threads: int = 1, *,
                  slots: Optional[Sequence[Slot]] = None, timeout: Optional[float] = None,
                  max_retries: int = 0, max_tasks_per_worker: Optional[int] = None,
                  memory_limit_mb: Optional[int] = None):
         import multiprocess
 
+        super().__init__()
         self._slots = list(slots) if slots is not None else [Slot("cpu")] * workers
         self.slots = len(self._slots)
         self.threads = threads
@@ -310,17 +111,25 @@ class LocalPool:
         self.max_tasks_per_worker = max_tasks_per_worker
         self.memory_limit_mb = memory_limit_mb
         self._ctx = multiprocess.get_context("spawn")
-        self._created = time.monotonic()
-        self._busy = 0.0
         self._retired: list[Any] = []  # recycled processes on their way out
-        self._pending: list[dict[str, Any]] = []  # results seen by wait_ready
+        self._pending: list[Result] = []  # results seen by wait_ready
         self._startup_deaths = [0] * self.slots
         self._closed = False
-        self.completed = self.restarts = self.retries = self.timeouts = self.recycled = 0
+        self.restarts = self.retries = self.timeouts = self.recycled = 0
         self._workers = [self._start(i) for i in range(self.slots)]
         devices = sorted({s.device for s in self._slots})
         log.info("started %d local workers on %s with %d torch thread(s) each", self.slots,
                  ", ".join(devices), threads)
+
+    @classmethod
+    def from_config(cls, pool: Any, workers: Optional[int] = None) -> "LocalPool":
+        slots = resolve_slots(pool.devices, workers or pool.workers, pool.slots_per_gpu)
+        if workers is not None and slots[0].device != "cpu":
+            log.warning("%d worker(s) asked for, but pool.devices gives %d GPU slot(s); using "
+                        "the GPU slots", workers, len(slots))
+        return cls(threads=pool.threads_per_worker, slots=slots, timeout=pool.timeout,
+                   max_retries=pool.max_retries, max_tasks_per_worker=pool.max_tasks_per_worker,
+                   memory_limit_mb=pool.memory_limit_mb)
 
     def _start(self, worker_id: int) -> _Worker:
         return _Worker(self._ctx, worker_id, self._slots[worker_id], self.threads,
@@ -341,17 +150,11 @@ class LocalPool:
         return self._busy + sum(now - w.job.started for w in self._workers
                                 if w.job is not None and w.job.started is not None)
 
-    @property
-    def utilization(self) -> float:
-        return _utilization(self.busy_seconds, self._created, self.slots)
-
     def stats(self) -> dict[str, Any]:
         """Counts for a progress display, and one entry per worker (slot)."""
         now = time.monotonic()
         return {
-            "slots": self.slots, "running": self.running, "completed": self.completed,
-            "busy_seconds": self.busy_seconds, "utilization": self.utilization,
-            "restarts": self.restarts, "retries": self.retries, "timeouts": self.timeouts,
+            **super().stats(), "restarts": self.restarts, "retries": self.retries, "timeouts": self.timeouts,
             "recycled": self.recycled,
             "workers": [{"worker": w.id, "pid": w.pid, "device": w.slot.device,
                          "ready": w.ready, "done": w.done, "busy_seconds": w.busy,
@@ -369,7 +172,7 @@ class LocalPool:
             worker = self._workers[worker.id]
         worker.give(_Job(task))
 
-    def wait(self, timeout: float | None = None) -> list[dict[str, Any]]:
+    def wait(self, timeout: float | None = None) -> list[Result]:
         """Results of finished evaluations: blocks until there is at least one, or ``timeout``
         seconds passed (then ``[]``); ``[]`` at once when nothing is running."""
         end = None if timeout is None else time.monotonic() + timeout
@@ -395,7 +198,7 @@ class LocalPool:
             self._pending += self._look(end)
 
     # ------------------------------------------------------------------ the machinery
-    def _look(self, end: Optional[float]) -> list[dict[str, Any]]:
+    def _look(self, end: Optional[float]) -> list[Result]:
         """Sleep until a worker says something or dies, the next evaluation deadline, or
         ``end``; then handle whatever happened."""
         from multiprocess.connection import wait as wait_any
@@ -408,7 +211,7 @@ class LocalPool:
                     limit = min(limit, w.job.started + self.timeout - now)
         handles = [h for w in self._workers for h in (w.conn, w.process.sentinel)]
         wait_any(handles, timeout=max(0.0, limit))
-        done: list[dict[str, Any]] = []
+        done: list[Result] = []
         for w in list(self._workers):
             done += self._drain(w)
             if self._workers[w.id] is w and not w.process.is_alive():
@@ -419,7 +222,7 @@ class LocalPool:
             self._retired.remove(process)
         return done
 
-    def _drain(self, w: _Worker) -> list[dict[str, Any]]:
+    def _drain(self, w: _Worker) -> list[Result]:
         done = []
         while True:
             try:
@@ -433,7 +236,7 @@ class LocalPool:
                 break
         return done
 
-    def _receive(self, w: _Worker, message: tuple[str, Any]) -> list[dict[str, Any]]:
+    def _receive(self, w: _Worker, message: tuple[str, Any]) -> list[Result]:
         kind, body = message
         if kind == "ready":
             w.ready = True
@@ -482,7 +285,7 @@ class LocalPool:
         self.restarts += 1
         return new
 
-    def _died(self, w: _Worker) -> list[dict[str, Any]]:
+    def _died(self, w: _Worker) -> list[Result]:
         """``w`` is dead: replace it and run its job again, or give the job back ``crashed``."""
         code = w.process.exitcode
         how = _exit_text(code)
@@ -504,7 +307,6 @@ class LocalPool:
                         how)
             return []
         seconds = time.monotonic() - job.started if job.started is not None else 0.0
-        self._busy += seconds
         w.busy += seconds
         index = job.task["index"]
         job.failures.append(f"attempt {job.attempts}: worker process {w.pid} died with {how}")
@@ -513,23 +315,19 @@ class LocalPool:
                         "again on a new worker (attempt %d of %d)", w.id, w.pid, how, index,
                         job.attempts + 1, self.max_retries + 1)
             self.retries += 1
+            self._busy += seconds
             new.give(job)
             return []
         log.warning("worker %d (pid %s) died with %s during evaluation %s; recorded as "
                     "crashed after %d attempt(s)", w.id, w.pid, how, index, job.attempts)
-        self.completed += 1
-        now = time.time()
         message = f"worker process died with {how}"
         if job.attempts > 1:
             message += f" on each of {job.attempts} attempts"
-        result = {"index": index, "status": "crashed", "fitness": None, "metrics": {},
-                  "worker": w.id, "pid": w.pid, "message": message, "attempts": job.attempts,
-                  "device": w.slot.worker_device, "started": now - seconds, "finished": now}
-        if len(job.failures) > 1:
-            result["retried"] = job.failures[:-1]
-        return [result]
+        retried = {"retried": job.failures[:-1]} if len(job.failures) > 1 else {}
+        return [self.failure(index, CRASHED, message, seconds=seconds, worker=w.id, pid=w.pid,
+                             attempts=job.attempts, device=w.slot.worker_device, **retried)]
 
-    def _expire(self) -> list[dict[str, Any]]:
+    def _expire(self) -> list[Result]:
         """Kill and replace workers whose evaluation ran past ``timeout``."""
         if self.timeout is None:
             return []
@@ -543,20 +341,16 @@ class LocalPool:
             w.process.join(timeout=5)
             self._replace(w)
             seconds = now - job.started
-            self._busy += seconds
             w.busy += seconds
             self.timeouts += 1
-            self.completed += 1
             log.warning("evaluation %s ran longer than pool.timeout (%g s): killed worker %d "
                         "(pid %s) and started a new one", job.task["index"], self.timeout,
                         w.id, w.pid)
-            wall = time.time()
-            done.append({"index": job.task["index"], "status": "timeout", "fitness": None,
-                         "metrics": {}, "worker": w.id, "pid": w.pid,
-                         "message": f"evaluation ran longer than pool.timeout ({self.timeout:g} "
-                                    f"s); its worker process was killed and replaced",
-                         "attempts": job.attempts, "device": w.slot.worker_device,
-                         "started": wall - seconds, "finished": wall})
+            done.append(self.failure(
+                job.task["index"], TIMEOUT, f"evaluation ran longer than pool.timeout "
+                f"({self.timeout:g} s); its worker process was killed and replaced",
+                seconds=seconds, worker=w.id, pid=w.pid, attempts=job.attempts,
+                device=w.slot.worker_device))
         return done
 
     def close(self) -> None:
@@ -580,29 +374,3 @@ class LocalPool:
                 process.join(timeout=5)
         for w in self._workers:
             w.conn.close()
-
-    def __enter__(self) -> "LocalPool":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def make_pool(config: Any, workers: int | None = None) -> Pool:
-    """The pool named by ``config.pool``; ``workers`` overrides ``config.pool.workers`` (the
-    number of CPU workers; GPU slots come from ``pool.devices`` and ``pool.slots_per_gpu``)."""
-    pool = config.pool
-    if pool.backend == "dask":
-        from evolution.pool_dask import DaskPool
-
-        return DaskPool.from_config(pool, workers)
-    slots = resolve_slots(pool.devices, workers or pool.workers, pool.slots_per_gpu)
-    if workers is not None and slots[0].device != "cpu":
-        log.warning("%d worker(s) asked for, but pool.devices gives %d GPU slot(s); using "
-                    "the GPU slots", workers, len(slots))
-    if pool.backend == "serial":
-        return SerialPool(pool.threads_per_worker, device=slots[0].device)
-    return LocalPool(threads=pool.threads_per_worker, slots=slots, timeout=pool.timeout,
-                     max_retries=pool.max_retries,
-                     max_tasks_per_worker=pool.max_tasks_per_worker,
-                     memory_limit_mb=pool.memory_limit_mb)

@@ -1,7 +1,8 @@
-"""Train a decoded genome under a budget and measure it.
+"""Train a decoded genome under a budget and measure it, for the task it is trained for.
 
 Everything random (weight init, batch order) is seeded from the evaluation seed, so the same
-(genome, settings, seed) gives the same numbers on the same machine and thread count.
+(genome, evaluation settings, seed) gives the same numbers on the same machine and thread
+count. The loss and the metrics come from the task (:mod:`training.tasks`).
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from genome.errors import EvonasError
 from training.data import Splits
 from training.decode import build_model
+from training.tasks import Task, get_task
 
-DEFAULT_TRAINING: dict[str, Any] = {
+DEFAULT_EVALUATION: dict[str, Any] = {
     "epochs": 10,
     "batch_size": 64,
     "optimizer": "sgd",
@@ -68,35 +70,20 @@ def _optimizer(model: nn.Module, s: Mapping[str, Any]) -> torch.optim.Optimizer:
     raise EvonasError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = 512) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``model`` (in eval mode) on ``(x, y)``."""
-    model.eval()
-    correct, loss = 0, 0.0
-    for i in range(0, len(y), batch_size):
-        logits = model(x[i:i + batch_size])
-        loss += nn.functional.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
-    return correct / len(y), loss / len(y)
-
-
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[str, Any],
-          seed: int) -> float:
-    """Train ``model`` in place for ``settings["epochs"]`` epochs; return the last epoch's mean
-    loss. A model that returns ``(logits, aux_logits)`` in training mode (a cell model with an
-    auxiliary head) is trained on ``loss + settings["auxiliary_weight"] (0.4) * aux_loss``, and
-    a model with a ``drop_path_prob`` has it annealed linearly from 0 over the epochs.
-    Batch order comes from a generator seeded with ``seed``. Raises
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mapping[str, Any],
+          seed: int, task: Task | str = "classification") -> float:
+    """Train ``model`` in place for ``evaluation["epochs"]`` epochs on the task's loss; return
+    the last epoch's mean loss. A model with a ``drop_path_prob`` has it annealed linearly from
+    0 over the epochs. Batch order comes from a generator seeded with ``seed``. Raises
     :class:`NonFiniteLoss` as soon as the loss is NaN or infinite."""
-    s = {**DEFAULT_TRAINING, **settings}
+    task = get_task(task) if isinstance(task, str) else task
+    s = {**DEFAULT_EVALUATION, **evaluation}
     optimizer = _optimizer(model, s)
     steps_per_epoch = max(1, math.ceil(len(y) / s["batch_size"]))
     total = s["epochs"] * steps_per_epoch
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
                  if s["schedule"] == "cosine" else None)
     generator = torch.Generator().manual_seed(seed)
-    aux_weight = float(s["auxiliary_weight"])
     drop_path = getattr(model, "drop_path_prob", None)
     epoch_loss = float("nan")
     for epoch in range(s["epochs"]):
@@ -109,12 +96,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
             idx = order[i:i + s["batch_size"]].to(y.device)
             if len(idx) == 1 < len(y):  # batch norm needs two examples: skip a last single one
                 continue
-            out = model(x[idx])
-            if isinstance(out, tuple):  # (logits, aux_logits): a cell model's auxiliary head
-                loss = (nn.functional.cross_entropy(out[0], y[idx]) + aux_weight
-                        * nn.functional.cross_entropy(out[1], y[idx]))
-            else:
-                loss = nn.functional.cross_entropy(out, y[idx])
+            loss = task.loss(model(x[idx]), y[idx], s)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss became {loss.item()} in epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -130,35 +112,45 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Mapping[
     return epoch_loss
 
 
-def score(genome: Any, space: Mapping[str, Any], data: Splits, settings: Mapping[str, Any],
-          seed: int, *, with_test: bool = False,
-          device: str = "cpu") -> tuple[dict[str, Any], nn.Module]:
+def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mapping[str, Any],
+          seed: int, *, with_test: bool = False, device: str = "cpu",
+          task: Task | str = "classification",
+          train_on_val: bool = False) -> tuple[dict[str, Any], nn.Module]:
     """Build ``genome``, train it on ``data``'s training split on ``device`` and measure it.
 
-    Returns ``(metrics, model)`` (the model stays on ``device``). Metrics: ``val_accuracy``
-    (the fitness), ``val_loss``, ``train_loss``, ``params``, ``flops`` (per example, counted on
-    the CPU), ``train_seconds`` (wall time), and with ``with_test`` also ``test_accuracy`` and
-    ``test_loss``. Batch order always comes from a CPU generator, so it does not depend on the
-    device.
+    Returns ``(metrics, model)`` (the model stays on ``device``). Metrics: ``val_accuracy``,
+    ``val_loss`` (the task's metrics on the validation split), ``train_loss``, ``params``,
+    ``flops`` (per example, counted on the CPU), ``train_seconds`` (wall time), and with
+    ``with_test`` also ``test_accuracy`` and ``test_loss``. With ``train_on_val`` the model
+    trains on training + validation data (a final retraining): the validation metrics are
+    ``None`` and the test metrics are measured. Batch order always comes from a CPU generator,
+    so it does not depend on the device.
     """
+    task = get_task(task) if isinstance(task, str) else task
     start = time.perf_counter()
     seed_everything(seed)
-    model = build_model(genome, {**space, "in_channels": data.in_channels,
-                                 "num_classes": data.num_classes})
+    model = build_model(genome, {**space, **task.decoder_space(data)})
     metrics: dict[str, Any] = {
         "params": count_parameters(model),
         "flops": count_flops(model, tuple(data.x_train.shape[1:])),
     }
     model.to(device)
     on = lambda t: t.to(device)  # noqa: E731  (a no-op on the CPU)
-    metrics["train_loss"] = train(model, on(data.x_train), on(data.y_train), settings, seed)
-    batch = int(settings.get("eval_batch_size", DEFAULT_TRAINING["eval_batch_size"]))
-    metrics["val_accuracy"], metrics["val_loss"] = evaluate(
-        model, on(data.x_val), on(data.y_val), batch)
-    if not math.isfinite(metrics["val_loss"]):  # diverged on the last steps: no fitness
-        raise NonFiniteLoss(f"validation loss is {metrics['val_loss']}: training diverged")
-    if with_test:
-        metrics["test_accuracy"], metrics["test_loss"] = evaluate(
-            model, on(data.x_test), on(data.y_test), batch)
+    x, y = data.x_train, data.y_train
+    if train_on_val:
+        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
+    metrics["train_loss"] = train(model, on(x), on(y), evaluation, seed, task)
+    batch = int(evaluation.get("eval_batch_size", DEFAULT_EVALUATION["eval_batch_size"]))
+    splits = [("test", data.x_test, data.y_test)] if with_test or train_on_val else []
+    if not train_on_val:
+        splits.insert(0, ("val", data.x_val, data.y_val))
+    else:  # the validation data was trained on
+        metrics.update({f"val_{k}": None for k in task.split_metrics})
+    for split, xs, ys in splits:
+        measured = task.measure(model, on(xs), on(ys), batch)
+        if not math.isfinite(measured["loss"]):  # diverged on the last steps: no fitness
+            raise NonFiniteLoss(f"{'validation' if split == 'val' else 'test'} loss is "
+                                f"{measured['loss']}: training diverged")
+        metrics.update({f"{split}_{k}": v for k, v in measured.items()})
     metrics["train_seconds"] = time.perf_counter() - start
     return metrics, model

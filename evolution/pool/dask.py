@@ -30,8 +30,10 @@ import time
 import uuid
 from typing import Any, Optional, Sequence, Union
 
-from evolution.pool import PoolError, _utilization, resolve_slots, set_threads
-from evolution.worker import evaluate_task, where
+from evolution.pool.base import Pool, PoolError
+from evolution.pool.slots import resolve_slots
+from evolution.results import CRASHED, FAILED, TIMEOUT, Result
+from evolution.worker import THREAD_VARIABLES, evaluate_task, set_threads, where
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def worker_info(threads: int) -> dict[str, Any]:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
-class DaskPool:
+class DaskPool(Pool):
     """Evaluations on a Dask cluster: the one at ``address``, or a LocalCluster it starts.
 
     ``workers``: LocalCluster worker processes (one thread each) on CPU. ``devices``,
@@ -81,6 +83,8 @@ class DaskPool:
     threads (or ``GPU`` resources), re-read as workers come and go; ``workers`` is unused.
     """
 
+    name = "dask"
+
     def __init__(self, workers: int = 2, threads: int = 1, *, address: Optional[str] = None,
                  devices: Union[str, Sequence[str]] = "auto", slots_per_gpu: int = 1,
                  gpu_resources: bool = False, timeout: Optional[float] = None,
@@ -89,6 +93,7 @@ class DaskPool:
         import dask
         from distributed import Client
 
+        super().__init__()
         # Dask logs every scheduler and nanny event at INFO; keep them for -vv (debug) runs
         logging.getLogger("distributed").setLevel(
             logging.INFO if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
@@ -99,11 +104,9 @@ class DaskPool:
         self._environ: dict[str, Optional[str]] = {}
         self._futures: dict[Any, dict[str, Any]] = {}   # future -> task, submission times
         self._done: "queue.Queue[Any]" = queue.Queue()
-        self._created = time.monotonic()
-        self._busy = 0.0
         self._no_worker_since: Optional[float] = None
         self._restarts: list[threading.Thread] = []
-        self.completed = self.crashed = self.timeouts = 0
+        self.crashed = self.timeouts = 0
         self._client: Any = None
         self._fixed_slots: Optional[int] = None
         try:
@@ -138,13 +141,21 @@ class DaskPool:
                    gpu_resources=pool.gpu_resources, timeout=pool.timeout,
                    max_retries=pool.max_retries, memory_limit_mb=pool.memory_limit_mb)
 
+    @classmethod
+    def check_config(cls, pool: Any) -> None:
+        if pool.max_tasks_per_worker is not None:
+            raise ValueError("pool.max_tasks_per_worker is for the local pool; Dask workers are "
+                             "recycled with `dask worker --lifetime`")
+        if pool.memory_limit_mb is not None and pool.address:
+            raise ValueError("pool.memory_limit_mb cannot limit the workers of an existing Dask "
+                             "cluster (pool.address); start them with `dask worker "
+                             "--memory-limit`")
+
     def _local_cluster(self, dask: Any, slots: list, threads: int, max_retries: int,
                        memory_limit_mb: Optional[int], unset_malloc_trim: bool) -> Any:
         from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
-        spawn_env: dict[str, Any] = {name: threads for name in
-                                     ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "OPENBLAS_NUM_THREADS")}
+        spawn_env: dict[str, Any] = {name: threads for name in THREAD_VARIABLES}
         if unset_malloc_trim:
             spawn_env[_MALLOC] = None  # None drops the variable from the nanny's list
         # The nanny writes its pre-spawn variables into this process's environment, and a
@@ -226,14 +237,8 @@ class DaskPool:
         now = time.monotonic()
         return self._busy + sum(now - job["submitted"] for job in self._futures.values())
 
-    @property
-    def utilization(self) -> float:
-        return _utilization(self.busy_seconds, self._created, max(self.slots, 1))
-
     def stats(self) -> dict[str, Any]:
-        return {"slots": self.slots, "running": self.running, "completed": self.completed,
-                "busy_seconds": self.busy_seconds, "utilization": self.utilization,
-                "crashed": self.crashed, "timeouts": self.timeouts}
+        return {**super().stats(), "crashed": self.crashed, "timeouts": self.timeouts}
 
     def submit(self, task: dict[str, Any]) -> None:
         if not self.free:
@@ -242,11 +247,10 @@ class DaskPool:
             run_task, task, self.threads, self.device, pure=False,
             key=f"evonas-evaluation-{task['index']}-{uuid.uuid4().hex[:8]}",
             resources={"GPU": 1} if self.gpu else None)
-        self._futures[future] = {"task": task, "submitted": time.monotonic(),
-                                 "wall": time.time()}
+        self._futures[future] = {"task": task, "submitted": time.monotonic()}
         future.add_done_callback(self._done.put)
 
-    def wait(self, timeout: float | None = None) -> list[dict[str, Any]]:
+    def wait(self, timeout: float | None = None) -> list[Result]:
         """Results of finished evaluations: blocks until there is at least one, or ``timeout``
         seconds passed (then ``[]``); ``[]`` at once when nothing is running."""
         end = None if timeout is None else time.monotonic() + timeout
@@ -256,7 +260,7 @@ class DaskPool:
             if self.timeout is not None:
                 first = min(job["submitted"] for job in self._futures.values())
                 limit = min(limit, first + self.timeout - now)
-            done: list[dict[str, Any]] = []
+            done: list[Result] = []
             try:
                 done.append(self._done.get(timeout=max(0.0, limit)))
                 while True:
@@ -273,48 +277,47 @@ class DaskPool:
         return []
 
     # ------------------------------------------------------------------ the machinery
-    def _collect(self, future: Any) -> Optional[dict[str, Any]]:
+    def _collect(self, future: Any) -> Optional[Result]:
         job = self._futures.pop(future, None)
         if job is None:  # cancelled by us after a timeout
             return None
         from distributed.scheduler import KilledWorker
 
-        self.completed += 1
-        seconds = time.monotonic() - job["submitted"]
         if future.status == "finished":
             result = future.result()
-            seconds = result["finished"] - result["started"]
+            self.completed += 1
+            self._busy += result["finished"] - result["started"]
+            future.release()
+            return result
+        exc = future.exception() if future.status == "error" else None
+        index = job["task"]["index"]
+        seconds = time.monotonic() - job["submitted"]
+        where: dict[str, Any] = {"device": self.device}
+        status = CRASHED
+        if isinstance(exc, KilledWorker):
+            self.crashed += 1
+            attempts = exc.allowed_failures + 1
+            where.update(worker=exc.last_worker.address, attempts=attempts)
+            message = (f"the Dask worker running it died on each of {attempts} attempt(s) "
+                       f"(KilledWorker; last on {exc.last_worker.address})")
+        elif exc is not None:  # run_task never raises: Dask could not run it at all
+            import traceback
+
+            if isinstance(exc, ImportError):
+                raise PoolError(f"a Dask worker could not run evaluation {index}: "
+                                f"{type(exc).__name__}: {exc}. Install evonas in the "
+                                f"workers' environment.") from None
+            status = FAILED
+            message = f"Dask could not run it: {type(exc).__name__}: {exc}"
+            where["traceback"] = "".join(traceback.format_tb(future.traceback()))
         else:
-            exc = future.exception() if future.status == "error" else None
-            index = job["task"]["index"]
-            result = {"index": index, "status": "crashed", "fitness": None, "metrics": {},
-                      "started": job["wall"], "finished": time.time(), "device": self.device}
-            if isinstance(exc, KilledWorker):
-                self.crashed += 1
-                attempts = exc.allowed_failures + 1
-                result.update(worker=exc.last_worker.address, attempts=attempts,
-                              message=f"the Dask worker running it died on each of {attempts} "
-                                      f"attempt(s) (KilledWorker; last on "
-                                      f"{exc.last_worker.address})")
-            elif exc is not None:  # run_task never raises: Dask could not run it at all
-                import traceback
-
-                if isinstance(exc, ImportError):
-                    raise PoolError(f"a Dask worker could not run evaluation {index}: "
-                                    f"{type(exc).__name__}: {exc}. Install evonas in the "
-                                    f"workers' environment.") from None
-                result.update(status="failed", message=f"Dask could not run it: "
-                              f"{type(exc).__name__}: {exc}",
-                              traceback="".join(traceback.format_tb(future.traceback())))
-            else:
-                self.crashed += 1
-                result["message"] = f"the Dask task ended as {future.status}"
-            log.warning("evaluation %s: %s", index, result["message"])
-        self._busy += seconds
+            self.crashed += 1
+            message = f"the Dask task ended as {future.status}"
+        log.warning("evaluation %s: %s", index, message)
         future.release()
-        return result
+        return self.failure(index, status, message, seconds=seconds, **where)
 
-    def _expire(self) -> list[dict[str, Any]]:
+    def _expire(self) -> list[Result]:
         """Cancel evaluations past ``timeout`` and restart the workers that ran them."""
         if self.timeout is None:
             return []
@@ -335,18 +338,14 @@ class DaskPool:
                 thread.start()
                 self._restarts.append(thread)
             self.timeouts += 1
-            self.completed += 1
-            self._busy += now - job["submitted"]
             log.warning("evaluation %s ran longer than pool.timeout (%g s): cancelled%s",
                         job["task"]["index"], self.timeout,
                         f", worker {worker} restarted" if worker else "")
-            results.append({"index": job["task"]["index"], "status": "timeout",
-                            "fitness": None, "metrics": {}, "worker": worker,
-                            "message": f"evaluation ran longer than pool.timeout "
-                                       f"({self.timeout:g} s, counted from submission); "
-                                       f"cancelled and its worker restarted",
-                            "device": self.device, "started": job["wall"],
-                            "finished": time.time()})
+            results.append(self.failure(
+                job["task"]["index"], TIMEOUT, f"evaluation ran longer than pool.timeout "
+                f"({self.timeout:g} s, counted from submission); cancelled and its worker "
+                f"restarted", seconds=now - job["submitted"], worker=worker,
+                device=self.device))
         return results
 
     def _restart(self, worker: str) -> None:
@@ -397,9 +396,3 @@ class DaskPool:
             else:
                 os.environ[name] = value
         self._environ = {}
-
-    def __enter__(self) -> "DaskPool":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -1,0 +1,117 @@
+"""``report.md``: a run's facts, its figures, the best distinct architectures, the failures."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from evolution.report.data import RunData, count, genome_text, number, si
+from evolution.strategies import STRATEGIES
+
+TOP = 10              # rows of the best-genomes table
+
+FIGURES = [("fitness.png", "Every evaluation",
+            "Dots: trained evaluations; open circles: cache hits (an architecture evaluated "
+            "before); red crosses at the bottom: failed, crashed or timed-out evaluations; "
+            "green line: best so far; star: best result."),
+           ("accuracy_params.png", "Accuracy against parameters",
+            "One point per distinct architecture, coloured by when it was found; orange: "
+            "the Pareto front."),
+           ("spread.png", "Spread per generation / window",
+            "Box plots of the successful results in each generation or window; red counts "
+            "are non-ok results."),
+           ("best_genome.png", "Best architecture",
+            "The best genome drawn as a graph (also `best_genome.dot` for graphviz).")]
+
+
+def write_markdown(data: RunData, out: Path, written: Sequence[Path],
+                   notes: Mapping[str, str]) -> Path:
+    """Write ``out/report.md`` embedding the figures in ``written``; ``notes`` says why a
+    figure is missing (by file stem)."""
+    names = {p.name for p in written}
+    objectives = data.record.objectives
+    lines = [f"# Run report: {data.config.name or data.path.name}", ""]
+    lines += ["| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in facts(data)]
+    lines += ["", "## Figures", ""]
+    for name, heading, caption in FIGURES:
+        stem = name.split(".")[0]
+        if name in names:
+            lines += [f"### {heading}", "", f"![{heading}]({name})", "", caption, ""]
+        elif stem in notes:
+            lines += [f"### {heading}", "", notes[stem], ""]
+    metrics = [o.metric for o in objectives]
+    lines += ["## Best genomes", "",
+              f"Top distinct architectures by {objectives} (ties: lower validation loss, then "
+              f"the earlier evaluation).", "",
+              "| rank | index | " + " | ".join(metrics) + " | params | FLOPs | genome |",
+              "| ---: | ---: | " + " | ".join("---:" for _ in metrics) + " | ---: | ---: | --- |"]
+    for rank, r in enumerate(data.best(TOP), 1):
+        m = r.get("metrics") or {}
+        values = " | ".join(f"{v:.4f}" for v in r["values"])
+        lines.append(f"| {rank} | {r['index']} | {values} | {count(m.get('params'))} | "
+                     f"{si(m.get('flops'))} | `{genome_text(r)}` |")
+    if not data.ok:
+        lines.append("| - | - | " + " | ".join("-" for _ in metrics)
+                     + " | - | - | no evaluation succeeded |")
+    failed = data.not_ok
+    if failed:
+        lines += ["", "## Failures", "", f"{len(failed)} evaluations were not ok; the first "
+                  f"{min(5, len(failed))}:", ""]
+        for r in failed[:5]:
+            message = (r.get("message") or "").strip().splitlines()
+            lines.append(f"- evaluation {r['index']} ({r.get('status', '?')}): "
+                         f"{message[0] if message else 'no message'}")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def facts(data: RunData) -> list[tuple[str, str]]:
+    """The table at the top of ``report.md``."""
+    config = data.config
+    strategy = config.strategy.model_dump(mode="json")
+    kind = strategy.pop("name")
+    out = [("run directory", f"`{data.path}`"),
+           ("status", "finished" if data.summary is not None
+            else "unfinished (no summary.json: still running, stopped or interrupted)"),
+           ("strategy", f"{kind}, {STRATEGIES[kind].title} "
+                        f"({', '.join(f'{k} {v}' for k, v in strategy.items())})")]
+    search = config.search.model_dump(mode="json")
+    out.append(("search space", ", ".join(f"{k} {v}" for k, v in search.items()
+                                          if k in ("encoding", "stages", "blocks", "channels",
+                                                   "filters"))))
+    objectives = data.record.objectives
+    if config.evaluation.evaluator:
+        out.append(("evaluation", f"evaluator `{config.evaluation.evaluator}`, objectives "
+                                  f"{objectives}"))
+    else:
+        out.append(("evaluation", f"{config.data.dataset}, {config.evaluation.epochs} epochs, "
+                                  f"objectives {objectives}"))
+    counts = data.record.counts()
+    bad = counts["failures"]
+    failures = Counter(r.get("status", "?") for r in data.not_ok)
+    out += [("budget", f"{config.strategy.budget} evaluations"),
+            ("evaluations", f"{counts['evaluations']} finished ({counts['trained']} trained, "
+                            f"{counts['cache_hits']} cache hits), "
+                            f"{len(data.record.asks)} asked"),
+            ("failures", f"{bad}" + (" (" + ", ".join(
+                f"{s} {n}" for s, n in sorted(failures.items())) + ")" if bad else ""))]
+    seconds = number((data.summary or {}).get("seconds"))
+    times = data.record.times()
+    if seconds is not None:
+        out.append(("wall time", f"{seconds:.1f} s"))
+    elif times:
+        out.append(("wall time", f"{max(times) - min(times):.1f} s so far (first to last "
+                                 f"journal event)"))
+    best = data.best(1)
+    if best:
+        values = ", ".join(f"{o.metric} {v:.4f}" for o, v in zip(objectives, best[0]["values"]))
+        out.append(("best", f"{values} at evaluation {best[0]['index']}: "
+                            f"`{genome_text(best[0])}`"))
+    final = data.record.final
+    if number(final.get("test_accuracy")) is not None:
+        out.append(("best, retrained", f"test accuracy {final['test_accuracy']:.4f}, "
+                                       f"validation accuracy "
+                                       f"{number(final.get('val_accuracy')) or 0:.4f}"))
+    return out

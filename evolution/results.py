@@ -1,0 +1,99 @@
+"""What one evaluation produced: the one record every part of evonas exchanges.
+
+A :class:`Result` is a plain dict (a ``TypedDict``), so it crosses pipes, Dask and the journal
+unchanged; :func:`make_result` is the only place one is built, whatever happened: a worker's
+finished evaluation, a pool's timeout or dead worker, the search's cache hit.
+
+Statuses:
+
+``ok``          the evaluation finished and gave every objective a finite value
+``failed``      an exception, a NaN loss, out of memory, a missing objective metric
+``timeout``     it ran past ``pool.timeout``; its worker was replaced
+``crashed``     its worker died on every attempt (SIGKILL, segfault, the OOM killer)
+``pruned``      stopped early by a multi-fidelity rule (partial metrics kept)
+``infeasible``  broke a constraint (checked before training where it can be)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from typing import Any, Optional, Sequence, TypedDict
+
+OK, FAILED, TIMEOUT, CRASHED, PRUNED, INFEASIBLE = (
+    "ok", "failed", "timeout", "crashed", "pruned", "infeasible")
+STATUSES = (OK, FAILED, TIMEOUT, CRASHED, PRUNED, INFEASIBLE)
+
+
+class Result(TypedDict, total=False):
+    """One evaluation's outcome. ``values`` are the objective values in config order (``None``
+    unless ``ok``); ``started`` / ``finished`` are wall-clock times (``time.time()``)."""
+
+    index: int
+    status: str
+    values: Optional[list[float]]
+    metrics: dict[str, Any]
+    message: str
+    traceback: str
+    started: float
+    finished: float
+    worker: Any          # local slot number or Dask worker address
+    pid: int
+    device: str          # as the evaluation saw it: cpu, cuda:0
+    gpu: str             # the worker's CUDA_VISIBLE_DEVICES
+    attempts: int
+    retried: list[str]   # why earlier attempts ended
+    out_of_memory: str   # host | cuda
+
+
+def make_result(index: int, status: str = OK, *, values: Optional[Sequence[float]] = None,
+                metrics: Optional[dict[str, Any]] = None, message: str = "",
+                started: Optional[float] = None, finished: Optional[float] = None,
+                **where: Any) -> Result:
+    """A :class:`Result`. ``started`` / ``finished`` default to now; ``where`` adds any of
+    the optional fields (``worker``, ``pid``, ``device``, ``attempts``, ``traceback`` ...)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown result status {status!r}; one of {', '.join(STATUSES)}")
+    now = time.time()
+    result: Result = {"index": index, "status": status,
+                      "values": list(values) if values is not None else None,
+                      "metrics": dict(metrics or {}), "message": message,
+                      "started": now if started is None else started,
+                      "finished": now if finished is None else finished}
+    unknown = set(where) - set(Result.__annotations__)
+    if unknown:
+        raise TypeError(f"make_result got unknown fields {sorted(unknown)}")
+    result.update(where)  # type: ignore[typeddict-item]
+    return result
+
+
+def is_number(value: Any) -> bool:
+    """A real, finite number (not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def result_event(ask: dict[str, Any], result: Result) -> dict[str, Any]:
+    """The journal's ``result`` event of ``result``: the ask's genome, canonical key and seed,
+    every field of the result, ``cached`` false and the evaluation's wall ``seconds``."""
+    event = {"event": "result", "index": ask["index"], "genome": ask["genome"],
+             "key": ask["key"], "seed": ask["seed"], **result, "cached": False}
+    event["seconds"] = (result.get("finished") or 0.0) - (result.get("started") or 0.0)
+    return event
+
+
+def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
+    """The ``result`` event of an ask answered by an earlier evaluation of the same
+    architecture: its status, values, metrics and message, ``cached`` true and ``cache_of``
+    naming the evaluation that trained it. Nothing was trained, so it takes no time."""
+    now = time.time()
+    event = result_event(ask, make_result(ask["index"], cached["status"],
+                                          values=cached["values"], metrics=cached["metrics"],
+                                          message=cached["message"], started=now, finished=now))
+    event.update(cached=True, cache_of=cached["index"])
+    return event
+
+
+def cache_entry(event: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of a result event: enough to answer a later identical ask."""
+    return {k: event.get(k) for k in ("index", "status", "values", "metrics", "message")}
