@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import socket
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from genome.errors import EvonasError
+from genome.jsonable import finite
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda f: json.dump(_finite(data), f, indent=2, allow_nan=False))
+    atomic_write(path, lambda f: json.dump(finite(data), f, indent=2, allow_nan=False))
 
 
 class RunDirectoryError(EvonasError):
@@ -172,7 +172,7 @@ class RunDirectory:
 
     def append(self, event: dict[str, Any]) -> None:
         """Append one event to the journal and push it to disk before returning."""
-        self._journal.write(json.dumps(_finite(event), allow_nan=False) + "\n")
+        self._journal.write(json.dumps(finite(event), allow_nan=False) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
         self.lines += 1
@@ -248,17 +248,6 @@ def read_events(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
             events.append(event)
         good = start = end + 1
     return events, good
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None`` (strict JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def upgrade(event: dict[str, Any]) -> dict[str, Any]:

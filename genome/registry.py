@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from random import Random
 from typing import Any, ClassVar, Mapping, Optional
 
 from genome.errors import GenomeError
@@ -53,21 +53,21 @@ class Encoding(ABC):
     example: ClassVar[str]              # a text form, for messages
 
     @abstractmethod
-    def random(self, space: Any, rng: random.Random) -> Any:
+    def random(self, space: Any, rng: Random) -> Any:
         """A genome drawn from ``space`` by ``rng``."""
 
     @abstractmethod
-    def mutate(self, genome: Any, space: Any, rng: random.Random, *, p_m: float,
+    def mutate(self, genome: Any, space: Any, rng: Random, *, p_m: float,
                q_m: float) -> Any:
         """The genetic algorithm's mutation: with probability ``p_m`` the genome mutates, each
         element changing with probability ``q_m`` where the encoding has elements."""
 
     @abstractmethod
-    def mutate_one(self, genome: Any, space: Any, rng: random.Random) -> Any:
+    def mutate_one(self, genome: Any, space: Any, rng: Random) -> Any:
         """Exactly one mutation (aging evolution's)."""
 
     @abstractmethod
-    def crossover(self, a: Any, b: Any, space: Any, rng: random.Random, *, p_c: float,
+    def crossover(self, a: Any, b: Any, space: Any, rng: Random, *, p_c: float,
                   q_c: float) -> tuple[Any, Any]:
         """With probability ``p_c`` the pair crosses, each unit swapping with ``q_c``."""
 
@@ -84,25 +84,44 @@ class Encoding(ABC):
         return None
 
 
-ENCODINGS: dict[str, Encoding] = {}
+class Registry(dict):
+    """Name -> entry for one kind of thing (encodings, decoders, tasks, data sets, strategies,
+    pool backends), in registration order. A plain dict to read; :meth:`add` refuses a name
+    twice and :meth:`get_entry` says which names exist. Errors are ``error`` (a subclass of
+    :class:`~genome.errors.EvonasError`)."""
+
+    def __init__(self, kind: str, error: type[Exception] = GenomeError):
+        super().__init__()
+        self.kind, self.error = kind, error
+
+    def add(self, name: str, entry: Any) -> Any:
+        """Register ``entry`` as ``name`` and return it."""
+        if name in self:
+            raise self.error(f"a {self.kind} named {name!r} is already registered")
+        self[name] = entry
+        return entry
+
+    def get_entry(self, name: Any) -> Any:
+        """The entry ``name``; the error lists the known names."""
+        try:
+            return self[name]
+        except (KeyError, TypeError):
+            raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self)}") \
+                from None
+
+
+ENCODINGS = Registry("genome encoding")
 """``search.encoding`` -> its :class:`Encoding`, in registration order."""
 
 
 def register(encoding: Encoding) -> Encoding:
     """Add ``encoding`` to :data:`ENCODINGS` (a name may be registered once)."""
-    if encoding.name in ENCODINGS:
-        raise GenomeError(f"an encoding named {encoding.name!r} is already registered")
-    ENCODINGS[encoding.name] = encoding
-    return encoding
+    return ENCODINGS.add(encoding.name, encoding)
 
 
 def get_encoding(name: str) -> Encoding:
     """The registered encoding ``name``; a :class:`GenomeError` lists the known ones."""
-    try:
-        return ENCODINGS[name]
-    except (KeyError, TypeError):
-        raise GenomeError(f"unknown genome encoding {name!r}; known: "
-                          f"{', '.join(ENCODINGS)}") from None
+    return ENCODINGS.get_entry(name)
 
 
 def genome_from_dict(data: Mapping[str, Any]) -> Any:

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from genome.errors import EvonasError
+from genome.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,14 @@ class Source:
     kind: str = "images"
 
 
-DATASETS: dict[str, Source] = {}
+DATASETS = Registry("data set", DataError)
 """``data.dataset`` -> its :class:`Source`, in registration order."""
 
 
 def register_dataset(name: str, kind: str = "images"):
     """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``."""
     def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
-        if name in DATASETS:
-            raise DataError(f"a data set named {name!r} is already registered")
-        DATASETS[name] = Source(name, load, kind)
+        DATASETS.add(name, Source(name, load, kind))
         return load
     return add
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from genome import BinaryGenome, GenomeError
+from genome.registry import Registry
 from genome.cell import CellGenome
 from training.ops import OPS, FactorizedReduce, ReLUConvBN
 
@@ -224,7 +225,7 @@ def _positive_int(space: Mapping[str, Any], name: str, default: Any = _MISSING) 
 
 Decoder = Callable[[Any, Mapping[str, Any]], nn.Module]
 
-DECODERS: dict[str, Decoder] = {}
+DECODERS = Registry("decoder")
 """Encoding name -> ``decode(genome, space) -> nn.Module``. An encoding without an entry (the
 choice vector, unless you register one) is scored by a user evaluator only."""
 
@@ -232,10 +233,7 @@ choice vector, unless you register one) is scored by a user evaluator only."""
 def register_decoder(encoding: str):
     """Decorator: register ``decode(genome, space)`` for genomes of ``encoding``."""
     def add(decode: Decoder) -> Decoder:
-        if encoding in DECODERS:
-            raise GenomeError(f"a decoder for encoding {encoding!r} is already registered")
-        DECODERS[encoding] = decode
-        return decode
+        return DECODERS.add(encoding, decode)
     return add
 
 

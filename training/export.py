@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import shutil
@@ -47,6 +46,7 @@ from torch import nn
 
 from genome import genome_from_dict, get_encoding
 from genome.errors import EvonasError
+from genome.jsonable import finite
 from training.data import load_dataset
 from training.decode import build_model
 from training.tasks import get_task
@@ -167,19 +167,8 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], batch_size: 
 
 
 # ------------------------------------------------------------------------------- writing
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None`` (strict JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n",
+    path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n",
                     encoding="utf-8")
 
 

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal, Mapping
 
 from genome.errors import EvonasError
+from genome.registry import Registry
 from genome.section import Section
 
 
@@ -107,22 +108,16 @@ class TaskError(EvonasError):
     """An unknown task name."""
 
 
-TASKS: dict[str, Task] = {}
+TASKS = Registry("task", TaskError)
 """``task.name`` -> its :class:`Task`."""
 
 
 def register_task(task: Task) -> Task:
-    if task.name in TASKS:
-        raise TaskError(f"a task named {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return TASKS.add(task.name, task)
 
 
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise TaskError(f"unknown task {name!r}; known: {', '.join(TASKS)}") from None
+    return TASKS.get_entry(name)
 
 
 register_task(Classification())

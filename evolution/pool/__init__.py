@@ -13,9 +13,12 @@ from evolution.pool.dask import DaskPool
 from evolution.pool.local import LocalPool
 from evolution.pool.serial import SerialPool
 from evolution.pool.slots import Slot, resolve_slots, visible_gpus
+from genome.registry import Registry
 
-BACKENDS: dict[str, type[Pool]] = {cls.name: cls for cls in (SerialPool, LocalPool, DaskPool)}
+BACKENDS = Registry("pool backend", PoolError)
 """``pool.backend`` -> backend class."""
+for _cls in (SerialPool, LocalPool, DaskPool):
+    BACKENDS.add(_cls.name, _cls)
 
 
 def make_pool(config: Any, workers: Optional[int] = None) -> Pool:

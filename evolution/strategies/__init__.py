@@ -15,10 +15,12 @@ from evolution.strategies.base import (Ask, Fitness, Individual, Strategy, Value
 from evolution.strategies.genetic import GeneticStrategy
 from evolution.strategies.random_search import RandomStrategy
 from genome import get_encoding
+from genome.registry import Registry
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (GeneticStrategy, AgingStrategy, RandomStrategy)}
+STRATEGIES = Registry("strategy")
 """``strategy.name`` -> strategy class, in the order the docs list them."""
+for _cls in (GeneticStrategy, AgingStrategy, RandomStrategy):
+    STRATEGIES.add(_cls.name, _cls)
 
 
 def make_strategy(config: Any, rng: random.Random) -> Strategy:
