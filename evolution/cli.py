@@ -126,11 +126,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                         progress=progress, resume=args.resume))
 
 
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from evolution import resume
+def _budget_flags() -> dict[str, list[str]]:
+    """Each strategy budget key (a ``resume`` flag) and the strategies it belongs to."""
+    from evolution.strategies import STRATEGIES
 
-    extend = args.generations if args.generations is not None else (
-        args.cycles if args.cycles is not None else args.evaluations)
+    flags: dict[str, list[str]] = {}
+    for name, strategy in STRATEGIES.items():
+        flags.setdefault(strategy.budget_key, []).append(name)
+    return flags
+
+
+def _cmd_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from evolution import resume
+    from evolution.record import RunRecord
+    from evolution.strategies import STRATEGIES
+
+    given = {key: getattr(args, f"extend_{key}") for key in _budget_flags()
+             if getattr(args, f"extend_{key}") is not None}
+    extend = None
+    if given:
+        (key, extend), = given.items()
+        strategy = RunRecord(args.run_dir).config.strategy.name
+        own = STRATEGIES[strategy].budget_key
+        if key != own:
+            parser.error(f"--{key} is for {' and '.join(_budget_flags()[key])} runs, but "
+                         f"{args.run_dir} runs {strategy}, whose budget is strategy.{own}: "
+                         f"extend it with --{own} N")
     return _search(lambda progress: resume(args.run_dir, extend=extend, workers=args.workers,
                                            progress=progress))
 
@@ -140,10 +161,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     st = run_status(args.run_dir)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(st["statuses"].items())) or "none"
+    if not st["in_flight"]:
+        pending = ""
+    elif st["state"].startswith("running"):
+        pending = f", {st['in_flight']} in flight"
+    else:  # asked before the stop, never finished: a resume runs them again
+        pending = f", {st['in_flight']} interrupted (evonas resume runs them again)"
     print(f"run directory  {st['run_dir']}\n"
           f"state          {st['state']}\n"
-          f"progress       {st['completed']}/{st['budget']} evaluations ({st['strategy']}), "
-          f"{st['in_flight']} in flight, {st['cache_hits']} cache hits\n"
+          f"progress       {st['completed']}/{st['budget']} evaluations{pending}, "
+          f"{st['cache_hits']} cache hits\n"
+          f"budget         {st['strategy']}: strategy.{st['budget_key']} = "
+          f"{st['budget_value']} ({st['budget']} evaluations); run longer with "
+          f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
+          f"objectives     {', '.join(st['objectives'])}\n"
           f"results        {statuses}\n"
           f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s)")
     if st["test_accuracy"] is not None:
@@ -190,14 +221,31 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evonas")
+    except PackageNotFoundError:  # a checkout that was not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evonas", description="Evolutionary neural architecture search.")
+    parser.add_argument("--version", action="version", version=f"evonas {_version()}")
+    verbose = argparse.ArgumentParser(add_help=False)  # -v before or after the command
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="log more (-v info, -vv debug)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = commands.add_parser("run", help="run the search a config file describes",
-                            description="Run the search CONFIG describes in runs/<name>/.")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[verbose], **kwargs)
+
+    p = command("run", help="run the search a config file describes",
+                description="Run the search CONFIG describes in runs/<name>/.")
     p.add_argument("config", metavar="CONFIG", help="YAML config file, e.g. runs/digits-genetic.yaml")
     p.add_argument("--name", help="run directory name (default: the config's name, made unique)")
     p.add_argument("--workers", type=int, help="number of pool workers (overrides pool.workers)")
@@ -205,25 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue runs_dir/NAME if it exists (same config), else start it")
     p.set_defaults(func=_cmd_run)
 
-    p = commands.add_parser("resume", help="continue a stopped run",
-                            description="Continue a stopped run where it stopped, or extend a "
-                                        "finished one.")
+    p = command("resume", help="continue a stopped run",
+                description="Continue a stopped run where it stopped, or extend a finished one "
+                            "by raising its strategy's budget key.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/my-search")
     p.add_argument("--workers", type=int, help="number of pool workers (overrides pool.workers)")
     extend = p.add_mutually_exclusive_group()
-    extend.add_argument("--generations", type=int, metavar="N",
-                        help="genetic: set strategy.generations to N to run longer")
-    extend.add_argument("--cycles", type=int, metavar="N",
-                        help="aging: set strategy.cycles to N to run longer")
-    extend.add_argument("--evaluations", type=int, metavar="N",
-                        help="random: set strategy.evaluations to N to run longer")
-    p.set_defaults(func=_cmd_resume)
+    for key, names in _budget_flags().items():
+        extend.add_argument(f"--{key}", type=int, metavar="N", dest=f"extend_{key}",
+                            help=f"{', '.join(names)}: set strategy.{key} to N to run longer")
+    p.set_defaults(func=lambda args, parser=p: _cmd_resume(args, parser))
 
-    p = commands.add_parser("status", help="progress, best genomes and state of a run")
+    p = command("status", help="progress, best genomes and state of a run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=_cmd_status)
 
-    p = commands.add_parser(
+    p = command(
         "export", help="export the best genomes as PyTorch, TorchScript and ONNX models",
         description="Write RUN_DIR/export/<rank>/ for the best genomes of a run, or (with "
                     "--genome) an untrained model of one genome.")
@@ -239,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="with --genome: the output folder")
     p.set_defaults(func=lambda args, parser=p: _cmd_export(args, parser))
 
-    p = commands.add_parser(
+    p = command(
         "show", help="plot a run (RUN_DIR/report/) or draw a genome (PNG and DOT)",
         description="With a run directory: write its figures and report.md into "
                     "RUN_DIR/report/. With a genome string or JSON file: draw the "

@@ -12,11 +12,15 @@ def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
     """Progress against the budget, the best genomes (ranked as the report and export rank
     them), failures by status, time spent, and whether the run is ``finished``, ``running``
     (a live process holds its lock) or ``stopped``."""
+    from evolution.strategies import STRATEGIES
+
     record = RunRecord(run_dir)
     config = record.config
     counts = record.counts()
+    key = STRATEGIES[config.strategy.name].budget_key
     return {
         "run_dir": str(record.path), "state": record.state, "strategy": config.strategy.name,
+        "budget_key": key, "budget_value": getattr(config.strategy, key),
         "objectives": [str(o) for o in record.objectives],
         "completed": counts["evaluations"], "budget": config.strategy.budget,
         "in_flight": len(record.in_flight), "statuses": counts["statuses"],
