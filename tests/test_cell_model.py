@@ -17,7 +17,7 @@ from torch import nn
 import training
 from genome import GenomeError
 from genome.cell import AMOEBANET_A, KNOWN_OPS, NASNET_A, CellGenome
-from training.decode import Cell, CellNet, drop_path
+from training.decode import CellNet, drop_path
 from training.ops import OPS, FactorizedReduce
 
 from training import trainer

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import os
 import sys
+from pathlib import Path
 import textwrap
 from collections import Counter
 
@@ -180,6 +182,7 @@ def test_trainer_objectives_must_be_metrics_it_reports(tiny):
     assert [(o.metric, o.direction) for o in config.objectives] == [("val_loss", "min")]
 
 
+@pytest.mark.slow
 def test_plugin_search_through_the_cli_with_two_workers(plugin, tiny, write_config, tmp_path):
     path = write_config({
         **tiny, "search": {"encoding": "choice", "choices": SPACE},
@@ -195,3 +198,31 @@ def test_plugin_search_through_the_cli_with_two_workers(plugin, tiny, write_conf
     results = [e for e in read_journal(tmp_path / "runs" / "plugin") if e["event"] == "result"]
     assert len(results) == 24 and all(e["status"] == "ok" for e in results)
     assert {e["metrics"]["cost"] for e in results} == {6}
+
+
+@pytest.mark.slow
+def test_a_users_training_or_genome_module_beside_the_config_does_not_shadow_evonas(
+        tiny, write_config, tmp_path):
+    """The evaluator's folder is searched after the installed packages, in the run and in its
+    spawned workers: a user's ``training.py`` and ``genome.py`` there change nothing."""
+    (tmp_path / "my_eval.py").write_text("def score(genome):\n    return 0.25\n")
+    for name in ("training", "genome", "evolution"):
+        (tmp_path / f"{name}.py").write_text("raise ImportError('the user module was imported')\n")
+    path = write_config({
+        **tiny, "search": {"encoding": "choice", "choices": SPACE},
+        "strategy": {"name": "random", "evaluations": 4},
+        "pool": {"backend": "local", "workers": 2},
+        "evaluation": {"evaluator": "my_eval:score", "objective": "score"}})
+    evonas = str(Path(sys.executable).with_name("evonas"))
+    done = subprocess.run([evonas, "run", str(path), "--name", "shadow"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = [e for e in read_journal(tmp_path / "runs" / "shadow") if e["event"] == "result"]
+    assert [e["values"] for e in results] == [[0.25]] * 4
+    # the loader puts the working directory last on sys.path, never before the packages
+    code = ("import os, sys; sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())]; "
+            "from evolution.evaluator import load_evaluator; load_evaluator('my_eval:score'); "
+            "print(sys.path.index(os.getcwd()) == len(sys.path) - 1)")
+    where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                           text=True, env={**os.environ, "PYTHONSAFEPATH": "1"})
+    assert where.stdout.strip() == "True", where.stderr

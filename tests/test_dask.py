@@ -17,6 +17,8 @@ from evolution.journal import read_journal
 from evolution.pool import DaskPool, PoolError
 from evolution.worker import make_task
 
+pytestmark = pytest.mark.slow  # worker processes and clusters: not in the fast loop
+
 DASK = str(Path(sys.executable).with_name("dask"))
 
 # What the README tells cluster users to put in their Dask config for evonas workers.

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ CELL = {**TINY, "search": {"encoding": "cell", "blocks": 2, "cells_per_stack": 1
 CELL_GENOME = "sep_conv_3x3@0+identity@1,max_pool_3x3@2+avg_pool_3x3@0/" \
               "dil_sep_conv_3x3@1+sep_conv_5x5@0,conv_1x7_7x1@2+identity@1"
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning"),
-              pytest.mark.usefixtures("one_thread")]
+              pytest.mark.usefixtures("one_thread"),
+              pytest.mark.slow]  # trains and exports whole runs, subprocesses load them
 EVERY_FILE = {"genome.json", "settings.json", "README.md", *FILES.values()}
 
 
@@ -44,21 +46,32 @@ def _run(tmp_path_factory, config: dict, name: str) -> Path:
     return run(config_from_dict({**config, "runs_dir": str(root), "name": name})).run_dir
 
 
+@contextmanager
+def single_thread():
+    """torch on one thread while the module's runs are made, restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def binary_run(tmp_path_factory) -> Path:
     """A finished tiny Genetic-CNN run (3 distinct genomes), exported with ``top=2``."""
-    torch.set_num_threads(1)
-    run_dir = _run(tmp_path_factory, TINY, "binary")
-    export_run(run_dir, top=2)
+    with single_thread():
+        run_dir = _run(tmp_path_factory, TINY, "binary")
+        export_run(run_dir, top=2)
     return run_dir
 
 
 @pytest.fixture(scope="module")
 def cell_run(tmp_path_factory) -> Path:
     """A finished tiny cell run (B=2, N=1, F=4), exported with ``top=1``."""
-    torch.set_num_threads(1)
-    run_dir = _run(tmp_path_factory, CELL, "cell")
-    export_run(run_dir)
+    with single_thread():
+        run_dir = _run(tmp_path_factory, CELL, "cell")
+        export_run(run_dir)
     return run_dir
 
 

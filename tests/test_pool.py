@@ -20,6 +20,8 @@ from evolution.journal import read_journal
 from evolution.pool import LocalPool, PoolError, SerialPool, make_pool, resolve_slots
 from evolution.worker import evaluate_task, make_task
 
+pytestmark = pytest.mark.slow  # worker processes: not in the fast loop
+
 EVALUATORS = '''
 import ctypes, os, signal, threading, time
 
@@ -236,13 +238,12 @@ def test_retries_are_bounded_then_the_evaluation_is_crashed(tiny, evaluators):
 
 def test_an_evaluation_past_the_timeout_is_stopped_and_its_worker_replaced(tiny, evaluators):
     config = search_config(tiny, "hangs", timeout=2)
-    start = time.monotonic()
     summary = run(config)
-    assert time.monotonic() - start < 60
     results = results_of(summary)
     (zero,) = [r for r in results if r["index"] == 0]
     assert zero["status"] == "timeout" and "pool.timeout (2 s)" in zero["message"]
-    assert 2 <= zero["finished"] - zero["started"] < 10
+    # stopped at the deadline, not when its hour-long sleep would have ended
+    assert 2 <= zero["finished"] - zero["started"] < 600
     others = [r for r in results if r["index"] != 0 and not r["cached"]]
     assert others and all(r["status"] == "ok" for r in others)
     assert zero["pid"] not in {r["pid"] for r in others}  # killed, and replaced

@@ -67,6 +67,7 @@ def evonas(*args, cwd):
     {"name": "aging", "population": 6, "sample": 3, "cycles": 34},
     {"name": "genetic", "population": 8, "generations": 4, "p_crossover": 0.5},
 ])
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_journal(
         tiny, plugin, write_config, tmp_path, strategy):
     config = plugin_config(tiny, plugin, **strategy)
@@ -105,6 +106,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_journal(
     assert run_status(run_dir)["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_snapshot_write_survives_sigkill(tmp_path):
     """Kill a process while it rewrites a large snapshot in a loop: the file on disk is always
     one complete version, never a torn one."""
@@ -245,12 +247,14 @@ def test_status_reports_progress_best_failures_and_state(tiny, plugin, tmp_path)
     assert st["state"] == "stopped" and st["in_flight"] == 1
     done = subprocess.run([sys.executable, "-m", "evolution.cli", "status",
                            str(summary.run_dir)], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0 and "10/10 evaluations (aging)" in done.stdout
+    assert done.returncode == 0 and "10/10 evaluations, 1 interrupted" in done.stdout
+    assert "aging: strategy.cycles = 4 (10 evaluations)" in done.stdout
     assert "stopped" in done.stdout and "rank" in done.stdout
     with pytest.raises(RunDirectoryError):
         run_status(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_deterministic_mode_makes_two_workers_match_one(tiny, plugin):
     config = config_from_dict({**plugin_config(tiny, plugin), "deterministic": True,
                                "pool": {"backend": "local", "workers": 2}})

@@ -90,6 +90,7 @@ def test_failures_are_recorded_and_the_run_goes_on(tiny, tmp_path):
     assert search.counts["evaluations"] == config.strategy.budget
 
 
+@pytest.mark.slow
 def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
     config = config_from_dict(tiny)
     base = make_task(config, {"channels": [4, 4]}, index=0, seed=1,
@@ -116,6 +117,7 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
         assert "Traceback" in broken["traceback"]
 
 
+@pytest.mark.slow
 def test_local_and_serial_pools_give_identical_results(tiny):
     config = config_from_dict(tiny)
     tasks = [make_task(config, {"channels": [4, 4]}, index=i, seed=derive_seed(0, i),
@@ -176,6 +178,7 @@ def evonas(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_search_end_to_end_with_two_workers(tiny, write_config, tmp_path):
     path = write_config({**tiny, "pool": {"backend": "local", "workers": 1}})
     done = evonas("run", path, "--workers", 2, "--name", "cli", cwd=tmp_path)
@@ -201,6 +204,7 @@ def test_cli_errors_are_clear(tiny, write_config, tmp_path):
     assert done.returncode == 2 and "--workers must be at least 1" in done.stderr
 
 
+@pytest.mark.slow
 def test_workers_that_cannot_start_stop_the_run_with_a_clear_error(tiny, tmp_path):
     """A script without a __main__ guard re-runs itself in every spawned worker, which then
     exits before taking work: the run must stop with advice instead of retrying forever."""
@@ -214,6 +218,7 @@ def test_workers_that_cannot_start_stop_the_run_with_a_clear_error(tiny, tmp_pat
     assert "PoolError" in done.stderr and 'if __name__ == "__main__":' in done.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_workers_and_keeps_a_consistent_journal(tiny, write_config, tmp_path):
     config = {**tiny, "pool": {"backend": "local", "workers": 2},
               "strategy": {**tiny["strategy"], "generations": 50}}

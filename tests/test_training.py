@@ -22,7 +22,6 @@ import training
 from genome import BinaryGenome, EvonasError, GenomeError
 from training.data import DATASETS, DataError
 
-from training import trainer  # noqa: F401 (used below)
 from training.tasks import get_task
 
 
@@ -115,34 +114,8 @@ DECODER_CASES = [
 
 
 # ----------------------------------------------------------------------------------- decoder
-@pytest.mark.parametrize("size", [8, 11, 32])
-@pytest.mark.parametrize("in_channels", [1, 3])
-@pytest.mark.parametrize("stages, channels, num_classes, genome", DECODER_CASES)
-def test_decoded_model_forward_backward(stages, channels, num_classes, genome, in_channels,
-                                        size):
-    torch.manual_seed(0)
-    model = training.build_model(genome, space(channels, in_channels, num_classes))
-    assert isinstance(model, nn.Module)
-    x = torch.randn(2, in_channels, size, size)
-
-    out = model(x)
-    assert out.shape == (2, num_classes)
-    assert out.dtype == torch.float32
-    assert torch.isfinite(out).all()
-
-    nn.functional.cross_entropy(out, torch.tensor([0, num_classes - 1])).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f"{genome}: no gradient for {name}"
-        assert p.grad.shape == p.shape
-        assert torch.isfinite(p.grad).all(), f"{genome}: non-finite gradient for {name}"
-
-    model.eval()
-    with torch.no_grad():
-        out_eval = model(x)
-    assert out_eval.shape == (2, num_classes)
-    assert torch.isfinite(out_eval).all()
-
-
+# Forward, backward, tracing and export of decoded models: tests/test_contracts.py, for every
+# encoding with a decoder. What follows is particular to Genetic-CNN's decoding rules.
 @pytest.mark.parametrize("size", [1, 2, 3])
 def test_tiny_inputs_work_for_deep_genomes(size):
     """The decoder promises any input of at least 1x1 works for any number of stages."""
@@ -219,25 +192,6 @@ def test_same_key_same_parameter_count():
     assert a.key() == b.key()
     assert n_params(training.build_model(a, space([5], 2, 4))) == \
         n_params(training.build_model(b, space([5], 2, 4)))
-
-
-@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
-@pytest.mark.parametrize("genome", [
-    BinaryGenome.from_string("1-01_1-01-001"),
-    BinaryGenome.from_string("1-11_1-10-011"),
-    ones((3, 4, 5)),
-    zeros((2, 3)),
-], ids=str)
-def test_torchscript_trace_matches_eager(genome):
-    torch.manual_seed(1)
-    channels = [4, 6, 8][:len(genome.stages)]
-    model = training.build_model(genome, space(channels, 3, 5)).eval()
-    traced = torch.jit.trace(model, torch.randn(2, 3, 11, 11))
-    for shape in [(2, 3, 11, 11), (3, 3, 16, 16)]:
-        x = torch.randn(*shape)
-        with torch.no_grad():
-            diff = (traced(x) - model(x)).abs().max().item()
-        assert diff <= 1e-5
 
 
 # ----------------------------------------------------------------------------- build errors
