@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from genome.errors import EvonasError
-from genome.jsonable import finite
+from genome.jsonable import dumps
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,11 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
         raise
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda f: json.dump(finite(data), f, indent=2, allow_nan=False))
+def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Replace ``path`` atomically with ``data`` as strict JSON (indented for people unless
+    ``indent`` is ``None``)."""
+    text = dumps(data, indent=indent)
+    atomic_write(path, lambda f: f.write(text))
 
 
 class RunDirectoryError(EvonasError):
@@ -172,7 +175,7 @@ class RunDirectory:
 
     def append(self, event: dict[str, Any]) -> None:
         """Append one event to the journal and push it to disk before returning."""
-        self._journal.write(json.dumps(finite(event), allow_nan=False) + "\n")
+        self._journal.write(dumps(event) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
         self.lines += 1
@@ -186,8 +189,9 @@ class RunDirectory:
         return path
 
     def write_snapshot(self, state: dict[str, Any]) -> None:
-        """Replace ``state.json`` atomically with ``state`` (stamped with the format)."""
-        self.write_json(SNAPSHOT, {"format": FORMAT, **state})
+        """Replace ``state.json`` atomically with ``state`` (stamped with the format); compact,
+        since it grows with the run and only evonas reads it."""
+        write_json(self.path / SNAPSHOT, {"format": FORMAT, **state}, indent=None)
 
     def close(self) -> None:
         if not self._journal.closed:

@@ -3,6 +3,7 @@ written as ``null``. In the lowest layer because ``training`` (export folders) a
 ``evolution`` (the run directory) both write such files."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,3 +18,13 @@ def finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite(v) for v in value]
     return value
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``value`` (NaN and infinities as ``null``). Compact unless
+    ``indent`` is given; the common case (nothing to replace) runs in the C encoder alone."""
+    separators = (",", ":") if indent is None else None
+    try:
+        return json.dumps(value, allow_nan=False, indent=indent, separators=separators)
+    except ValueError:  # a NaN or infinity somewhere: replace, then encode
+        return json.dumps(finite(value), allow_nan=False, indent=indent, separators=separators)
