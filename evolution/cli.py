@@ -79,10 +79,11 @@ def _print_summary(summary: Any) -> None:
     rows = [("best genome", genome if best["key"] == genome
              else f"{genome}   (canonical {best['key']})")]
     if final:  # the built-in trainer retrained the best genome and measured it on test
+        primary = summary.primary
         rows += [
-            ("validation accuracy", f"{_fmt(final.get('val_accuracy'))}   "
-                                    f"(during search {_fmt(best['metrics'].get('val_accuracy'))})"),
-            ("test accuracy", _fmt(final.get("test_accuracy"))),
+            (f"validation {primary}", f"{_fmt(final.get('val_' + primary))}   (during search "
+                                      f"{_fmt(best['metrics'].get('val_' + primary))})"),
+            (f"test {primary}", _fmt(final.get("test_" + primary))),
             ("parameters", f"{final.get('params', 0):,}"),
             ("FLOPs per example", f"{final.get('flops', 0):,}"),
         ]

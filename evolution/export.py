@@ -55,20 +55,21 @@ def _record(run_dir: Path) -> RunRecord:
 def check_trainable(config: Config, what: str) -> None:
     """An :class:`ExportError` unless the built-in trainer can build and train the config's
     genomes (no evaluator, and a decoder for the encoding)."""
-    from training.decode import DECODERS
+    from genome import ENCODINGS
 
     encoding = config.search.encoding
+    decodable = [name for name, e in ENCODINGS.items() if e.decoder]
     if config.evaluation.evaluator:
         raise ExportError(
             f"{what} uses the evaluator {config.evaluation.evaluator!r}, which scores genomes "
             f"without building a model, so there is nothing to export. Export needs the "
             f"built-in trainer (evaluation.evaluator unset)"
-            + ("" if encoding not in DECODERS else
+            + ("" if encoding not in decodable else
                "; to get a model of one of its genomes anyway, use evonas export --genome "
                "GENOME --config CONFIG --out DIR with a config that sets no evaluator"))
-    if encoding not in DECODERS:
+    if encoding not in decodable:
         raise ExportError(f"{what} searches {encoding} genomes, which evonas cannot decode into "
-                          f"a model; export works for {', '.join(DECODERS)} genomes")
+                          f"a model; export works for {', '.join(decodable)} genomes")
 
 
 def ranked_results(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -121,12 +122,23 @@ def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: 
     finally:
         torch.set_num_threads(threads)
     if epochs is None:
-        training["reproduced"] = metrics["val_accuracy"] == result["metrics"].get("val_accuracy")
+        training["reproduced"] = _reproduced(config, metrics, result)
         if not training["reproduced"]:
-            log.warning("retraining %s gives validation accuracy %.4f, the search measured %s: "
-                        "a different machine, torch version or thread count", genome,
-                        metrics["val_accuracy"], result["metrics"].get("val_accuracy"))
+            log.warning("retraining %s does not give the search's metrics (%s, not %s): a "
+                        "different machine, torch version or thread count", genome,
+                        _primary(config, metrics), _primary(config, result["metrics"]))
     return model.cpu(), metrics, training
+
+
+def _primary(config: Config, metrics: Mapping[str, Any]) -> Any:
+    from training.tasks import get_task
+
+    return metrics.get(f"val_{get_task(config.task.name).primary}")
+
+
+def _reproduced(config: Config, metrics: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+    """Whether retraining gave the search's validation metric exactly."""
+    return _primary(config, metrics) == _primary(config, result["metrics"])
 
 
 def _info(config: Config, record_name: str, run_dir: Path, rank: int, result: Mapping[str, Any],
@@ -236,8 +248,7 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
                             "threads": config.pool.threads_per_worker,
                             "epochs": config.evaluation.epochs, "data": "train",
                             "weights": "best/ (retrained by the run with this seed)",
-                            "reproduced": metrics.get("val_accuracy")
-                            == result["metrics"].get("val_accuracy")}
+                            "reproduced": _reproduced(config, metrics, result)}
             else:
                 model, metrics, training = train_result(config, result, splits, space,
                                                         retrain_epochs)

@@ -53,6 +53,7 @@ class RunSummary:
     seconds: float
     best: Optional[dict[str, Any]] = None
     final: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     @property
     def best_genome(self) -> Optional[str]:
@@ -60,6 +61,14 @@ class RunSummary:
         from genome import genome_from_dict
 
         return genome_from_dict(self.best["genome"]).to_string() if self.best else None
+
+    @property
+    def primary(self) -> str:
+        """The task's headline metric (``accuracy``), read from ``final`` as ``val_`` /
+        ``test_`` + it."""
+        from training.tasks import get_task
+
+        return get_task(self.task).primary
 
     @property
     def best_values(self) -> Optional[list[float]]:
@@ -342,7 +351,7 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
             progress({"event": "final_training", "index": search.best["index"]})
             final = save_best(run_dir.path, config, search.best)
         summary = RunSummary(run_dir.path, seconds=time.time() - start, best=search.best,
-                             final=final, **search.counts)
+                             final=final, task=config.task.name, **search.counts)
         run_dir.write_json("summary.json", summary.to_dict())
         return summary
 

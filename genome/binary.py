@@ -344,6 +344,7 @@ class Binary(Encoding):
     genome = BinaryGenome
     search = BinarySearch
     example = "1-01_1-01-001"
+    decoder = "training.decode:genetic_net"
 
     def random(self, space: BinarySearch, rng: random.Random) -> BinaryGenome:
         return BinaryGenome.random(space.stages, rng)

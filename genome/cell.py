@@ -463,6 +463,7 @@ class Cell(Encoding):
     genome = CellGenome
     search = CellSearch
     example = "sep_conv_3x3@0+identity@1,.../avg_pool_3x3@0+max_pool_3x3@1,..."
+    decoder = "training.decode:cell_net"
 
     def random(self, space: CellSearch, rng: random.Random) -> CellGenome:
         return CellGenome.random(rng, blocks=space.blocks, ops=tuple(space.ops))

@@ -11,9 +11,11 @@ text example, and its variation operators in one calling shape::
 ``space`` is the encoding's validated config section (it says what the genome alone does not:
 a choice genome's allowed values, a cell's op set); ``rng`` is an explicit ``random.Random``.
 Operators return new genomes and never change their arguments. ``parse`` reads the text form,
-``claims`` says whether a string looks like this encoding's text form, and ``graph`` describes
-what to draw (``None``: not a graph). A new encoding is a module that subclasses
-:class:`Encoding` and calls :func:`register`, plus its import in ``genome/__init__.py``.
+``claims`` says whether a string looks like this encoding's text form, ``graph`` describes what
+to draw (``None``: not a graph), and ``decoder`` names the torch-side function that builds its
+model. A new encoding is a module that subclasses :class:`Encoding` and calls
+:func:`register`, plus its import in ``genome/__init__.py`` (and, for a model, the decoder's
+module in ``training/``).
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ class Encoding(ABC):
     genome: ClassVar[type]              # the frozen genome class; genome.encoding == name
     search: ClassVar[type[Section]]     # the config section, with `encoding: Literal[name]`
     example: ClassVar[str]              # a text form, for messages
+    decoder: ClassVar[Optional[str]] = None
+    """``"module:function"`` that builds the genome's ``nn.Module`` (``function(genome, space)``,
+    torch side, imported only when a model is built); ``None``: genomes of this encoding are
+    scored by a user evaluator only."""
 
     @abstractmethod
     def random(self, space: Any, rng: Random) -> Any:

@@ -17,7 +17,7 @@ from evolution.pool import BACKENDS, Pool
 from evolution.strategies import STRATEGIES
 from genome import ENCODINGS, genome_from_dict, get_encoding, load_genome, parse_genome
 from training.data import DATASETS
-from training.decode import DECODERS, build_model
+from training.decode import build_model
 from training.export import export_model, load_model
 from training.tasks import TASKS
 
@@ -80,7 +80,7 @@ def test_encoding_operators_share_one_shape_and_never_change_arguments(name):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
 @pytest.mark.parametrize("channels, size", [(1, 8), (3, 11)])
-@pytest.mark.parametrize("name", [n for n in ENCODINGS if n in DECODERS])
+@pytest.mark.parametrize("name", [n for n, e in ENCODINGS.items() if e.decoder])
 def test_decoded_models_forward_backward_trace_and_export(name, channels, size, tmp_path):
     space = {**space_of(name).decoder_space(), "in_channels": channels, "num_classes": 5}
     for i, genome in enumerate(genomes(name, 3, seed=3)):

@@ -256,7 +256,7 @@ def test_digits_shapes_types_and_split_sizes():
     d = training.load_dataset({"dataset": "digits"})
     assert d.name == "digits"
     assert d.num_classes == 10
-    assert d.in_channels == 1 and d.image_size == (8, 8)
+    assert d.in_channels == 1 and d.example_shape == (1, 8, 8)
     for x, y in [(d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test)]:
         assert x.dtype == torch.float32 and y.dtype == torch.int64
         assert x.shape[1:] == (1, 8, 8) and x.shape[0] == y.shape[0] > 0
@@ -324,7 +324,7 @@ def test_synthetic_shapes():
     d = training.load_dataset({"dataset": "synthetic", "synthetic": {
         "samples": 64, "num_classes": 3, "image_size": 10, "channels": 3}})
     assert d.num_classes == 3
-    assert d.in_channels == 3 and d.image_size == (10, 10)
+    assert d.in_channels == 3 and d.example_shape == (3, 10, 10)
     for x, y in [(d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test)]:
         assert x.shape[1:] == (3, 10, 10) and x.dtype == torch.float32
         assert y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) <= 2
@@ -367,7 +367,7 @@ def test_npz_with_test_arrays_and_channels(tmp_path):
     y_test = np.arange(12) % 5
     path = write_npz(tmp_path / "mine.npz", x_train=x, y_train=y, x_test=x_test, y_test=y_test)
     d = training.load_dataset({"dataset": "npz", "path": str(path), "normalize": False})
-    assert d.in_channels == 2 and d.image_size == (5, 5)
+    assert d.in_channels == 2 and d.example_shape == (2, 5, 5)
     assert torch.equal(d.x_test, torch.from_numpy(x_test))
     assert torch.equal(d.y_test, torch.from_numpy(y_test))
     assert len(d.y_train) + len(d.y_val) == 30

@@ -1,7 +1,8 @@
 """How a genome becomes a model and a score. Torch lives here; ``genome`` is imported, never
 ``evolution``.
 
-Modules: ``ops`` (the op table), ``decode`` (genome -> ``nn.Module``, a registry by encoding),
+Modules: ``ops`` (the op table), ``decode`` (genome -> ``nn.Module``, through the decoder each
+encoding names),
 ``tasks`` (what a model is trained for), ``data`` (data sets by name), ``trainer`` (training and
 measuring), ``export`` (export folders and :func:`load_model`). Names below are imported on
 first use, so ``training.tasks`` and ``training.data`` can be read without torch.
@@ -14,8 +15,7 @@ from typing import Any
 _NAMES = {
     "DataError": "training.data", "Splits": "training.data", "load_dataset": "training.data",
     "DATASETS": "training.data",
-    "build_model": "training.decode", "register_decoder": "training.decode",
-    "DECODERS": "training.decode",
+    "build_model": "training.decode",
     "ExportError": "training.export", "FORMATS": "training.export",
     "export_model": "training.export", "load_model": "training.export",
     "NonFiniteLoss": "training.trainer", "score": "training.trainer",

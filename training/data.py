@@ -7,9 +7,12 @@ Data sets, by name in :data:`DATASETS`: ``digits`` (scikit-learn's embedded 8x8 
 download), ``mnist``, ``fashion_mnist`` and ``cifar10`` (torchvision, downloaded once into
 ``root``), ``npz`` (your own arrays in one ``.npz`` file) and ``synthetic`` (random tensors for
 tests). A source is a function ``settings -> (x, y, x_test, y_test)`` of numpy arrays (the test
-pair ``None`` when the source has none) registered with :func:`register_dataset`; splitting,
-normalisation and the tensors are shared. torch is imported only when a data set is loaded, so
-the config reads the registry without it.
+pair ``None`` when the source has none) registered with :func:`register_dataset`, saying what
+kind of inputs it holds (``images``: ``(N, C, H, W)``) and whether its targets are class
+``labels`` or real ``values``. Validation (finite inputs, integer labels in range, matching
+lengths), splitting, normalisation and the tensors are shared, so a bad data set stops the run
+with a message before any training. torch is imported only when a data set is loaded, so the
+config reads the registry without it.
 """
 from __future__ import annotations
 
@@ -17,11 +20,10 @@ import functools
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
-
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from genome.registry import Registry
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "~/.cache/evonas/data"
+MAX_CLASSES = 10_000
+"""Class labels must lie in 0..MAX_CLASSES-1: a stray label of 10**6 must not build a model
+with a million outputs."""
 Arrays = tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
 
@@ -40,29 +45,35 @@ class DataError(EvonasError):
 
 @dataclass(frozen=True)
 class Source:
-    """A registered data set: its loader and the kind of data it holds (a task's
-    ``data_kind``)."""
+    """A registered data set: its loader, the kind of inputs it holds (a task's
+    ``data_kind``), whether its targets are class ``labels`` or real ``values``, and how its
+    raw inputs were scaled (for model cards)."""
 
     name: str
     load: Callable[[Mapping[str, Any]], Arrays]
     kind: str = "images"
+    targets: str = "labels"
+    scaling: str = "as stored"
 
 
 DATASETS = Registry("data set", DataError)
 """``data.dataset`` -> its :class:`Source`, in registration order."""
 
 
-def register_dataset(name: str, kind: str = "images"):
+def register_dataset(name: str, kind: str = "images", targets: str = "labels",
+                     scaling: str = "as stored"):
     """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``."""
     def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
-        DATASETS.add(name, Source(name, load, kind))
+        DATASETS.add(name, Source(name, load, kind, targets, scaling))
         return load
     return add
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Float32 images ``(N, C, H, W)`` and int64 labels (torch tensors) for each split."""
+    """Float32 inputs (batch first, channels second: ``(N, C, H, W)`` for images) and targets
+    (int64 class labels, or float32 values) as torch tensors, for each split.
+    ``num_classes`` is ``None`` for real-valued targets."""
 
     name: str
     x_train: Any
@@ -71,24 +82,28 @@ class Splits:
     y_val: Any
     x_test: Any
     y_test: Any
-    num_classes: int
+    num_classes: Optional[int]
+    kind: str = "images"
 
     @property
     def in_channels(self) -> int:
         return int(self.x_train.shape[1])
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+    def example_shape(self) -> tuple[int, ...]:
+        """One input's shape, without the batch: ``(C, H, W)`` for images."""
+        return tuple(int(n) for n in self.x_train.shape[1:])
 
     def describe(self) -> str:
+        shape = "x".join(map(str, self.example_shape))
+        targets = (f"{self.num_classes} classes" if self.num_classes is not None else
+                   f"targets {'x'.join(map(str, self.y_train.shape[1:])) or 'scalar'}")
         return (f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
-                f"{len(self.y_test)} test, {self.in_channels}x{self.image_size[0]}x"
-                f"{self.image_size[1]}, {self.num_classes} classes")
+                f"{len(self.y_test)} test, {self.kind} {shape}, {targets}")
 
 
 # ----------------------------------------------------------------------------------- sources
-@register_dataset("digits")
+@register_dataset("digits", scaling="pixel / 16")
 def _digits(settings: Mapping[str, Any]) -> Arrays:
     from sklearn.datasets import load_digits
 
@@ -125,7 +140,31 @@ def _torchvision(name: str, settings: Mapping[str, Any]) -> Arrays:
 
 
 for _name in ("mnist", "fashion_mnist", "cifar10"):
-    register_dataset(_name)(functools.partial(_torchvision, _name))
+    register_dataset(_name, scaling="pixel / 255")(functools.partial(_torchvision, _name))
+
+
+def _npz_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
+    """One array of an ``.npz`` file, refusing what would not be plain numbers of a size the
+    file can hold (an object array, a header claiming more elements than are stored)."""
+    info = archive.getinfo(f"{name}.npy")
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(member) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(member))
+        except ValueError as exc:
+            raise DataError(f"{path}: array {name!r} is not a valid .npy member ({exc})") \
+                from None
+        if dtype.hasobject:
+            raise DataError(f"{path}: array {name!r} holds Python objects (dtype object); "
+                            f"save numbers only (e.g. x.astype(np.float32))")
+        count = int(np.prod(shape, dtype=np.float64))
+        if count * dtype.itemsize > info.file_size:
+            raise DataError(f"{path}: array {name!r} claims shape {shape} ({count:,} "
+                            f"elements) but the file holds {info.file_size:,} bytes for it; "
+                            f"it is damaged")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 @register_dataset("npz")
@@ -138,27 +177,33 @@ def _npz(settings: Mapping[str, Any]) -> Arrays:
     if not path.is_file():
         raise DataError(f"data.path {str(path)!r} does not exist; give a .npz file with arrays "
                         f"x_train, y_train (and optionally x_test, y_test)")
-    with np.load(path, allow_pickle=False) as f:
-        missing = {"x_train", "y_train"} - set(f.files)
-        if ("x_test" in f.files) != ("y_test" in f.files):
-            missing |= {"x_test", "y_test"} - set(f.files)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path} is not a .npz file ({exc}); save it with np.savez(path, "
+                        f"x_train=..., y_train=...)") from None
+    with archive:
+        files = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+        missing = {"x_train", "y_train"} - set(files)
+        if ("x_test" in files) != ("y_test" in files):
+            missing |= {"x_test", "y_test"} - set(files)
         if missing:
-            raise DataError(f"{path} lacks arrays {sorted(missing)}; it has {sorted(f.files)} "
+            raise DataError(f"{path} lacks arrays {sorted(missing)}; it has {sorted(files)} "
                             f"(give x_train, y_train and optionally both x_test and y_test)")
-        arrays = [f[k] if k in f.files else None for k in ("x_train", "y_train", "x_test", "y_test")]
-    out = []
+        arrays = [_npz_member(archive, k, path) if k in files else None
+                  for k in ("x_train", "y_train", "x_test", "y_test")]
+    out: list[Optional[np.ndarray]] = []
     for x, y in (arrays[:2], arrays[2:]):
         if x is None or y is None:
             out += [None, None]
             continue
-        x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or len(x) != len(y):
             raise DataError(f"{path}: images must be (N, H, W) or (N, C, H, W) with one label "
                             f"each, got x {x.shape} and y {np.shape(y)}")
-        out += [x, np.asarray(y, dtype=np.int64)]
-    return tuple(out)
+        out += [x, y]
+    return tuple(out)  # type: ignore[return-value]
 
 
 @register_dataset("synthetic")
@@ -182,8 +227,53 @@ def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarra
     return order[cut:], order[:cut]
 
 
+def _inputs(name: str, split: str, x: Any, kind: str) -> np.ndarray:
+    """``x`` as float32, checked: numbers, batch first, finite."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"data set {name!r}: the {split} inputs are of dtype {x.dtype}, not "
+                        f"numbers")
+    x = x.astype(np.float32, copy=False)
+    if kind == "images" and x.ndim != 4:
+        raise DataError(f"data set {name!r}: {split} images must be (N, C, H, W), got shape "
+                        f"{x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][0])
+        raise DataError(f"data set {name!r}: {int(bad.sum()):,} {split} input value(s) are "
+                        f"NaN or infinite (the first in example {first}); every evaluation "
+                        f"would fail. Clean the data (e.g. np.nan_to_num) and run again")
+    return x
+
+
+def _targets(name: str, split: str, y: Any, n: int, targets: str) -> np.ndarray:
+    """``y`` checked against ``n`` inputs: integer class labels 0..MAX_CLASSES-1 (one per
+    example), or finite real values."""
+    y = np.asarray(y)
+    if len(y) != n:
+        raise DataError(f"data set {name!r}: {n} {split} inputs but {len(y)} targets")
+    if targets != "labels":
+        if y.dtype.kind not in "biuf" or not np.isfinite(y.astype(np.float64)).all():
+            raise DataError(f"data set {name!r}: {split} targets must be finite numbers")
+        return y.astype(np.float32)
+    if y.ndim != 1:
+        raise DataError(f"data set {name!r}: {split} labels must be one integer per example, "
+                        f"shape (N,), got {y.shape}")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)  # whole numbers stored as floats
+    if y.dtype.kind not in "biu":
+        shown = ", ".join(map(str, y[:3].tolist()))
+        raise DataError(f"data set {name!r}: {split} labels must be integers (class indices "
+                        f"0..C-1), got dtype {y.dtype} ({shown}, ...)")
+    y = y.astype(np.int64)
+    if len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        raise DataError(f"data set {name!r}: {split} labels must lie in 0..C-1 with C at most "
+                        f"{MAX_CLASSES:,}; they range from {y.min()} to {y.max()}")
+    return y
+
+
 def load_dataset(settings: Mapping[str, Any]) -> Splits:
-    """Load the data set named by ``settings["dataset"]`` and split it.
+    """Load the data set named by ``settings["dataset"]``, check it, and split it.
 
     Settings (all but ``dataset`` optional): ``root`` download cache, ``path`` for ``npz``,
     ``val_fraction`` (0.2) of the training data held out for fitness, ``test_fraction`` (0.2)
@@ -191,8 +281,15 @@ def load_dataset(settings: Mapping[str, Any]) -> Splits:
     ``split_seed`` (0) for the splits, ``normalize`` (true) to standardise by the training mean
     and std per channel, ``synthetic`` (``samples``, ``num_classes``, ``image_size``,
     ``channels``) for the synthetic set. Results are cached per process, keyed by the settings.
+    A :class:`DataError` names what is wrong with the data (NaN inputs, labels that are not
+    integers in range, mismatched lengths) before any training.
     """
     return _load_cached(json.dumps(dict(settings), sort_keys=True, default=str))
+
+
+def normalization_axes(x: np.ndarray) -> tuple[int, ...]:
+    """The axes statistics are taken over: every axis but the channels (axis 1)."""
+    return (0, *range(2, x.ndim))
 
 
 @functools.lru_cache(maxsize=4)
@@ -203,7 +300,16 @@ def _load_cached(settings_json: str) -> Splits:
     name = settings.get("dataset")
     if not isinstance(name, str) or name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    x, y, x_test, y_test = DATASETS[name].load(settings)
+    source = DATASETS[name]
+    x, y, x_test, y_test = source.load(settings)
+    x = _inputs(name, "training", x, source.kind)
+    y = _targets(name, "training", y, len(x), source.targets)
+    if x_test is not None:
+        x_test = _inputs(name, "test", x_test, source.kind)
+        y_test = _targets(name, "test", y_test, len(x_test), source.targets)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"data set {name!r}: test inputs have shape {x_test.shape[1:]}, "
+                            f"training inputs {x.shape[1:]}")
 
     rng = np.random.default_rng(int(settings.get("split_seed", 0)))
     if x_test is None:
@@ -219,15 +325,20 @@ def _load_cached(settings_json: str) -> Splits:
                         f"adjust val_fraction, test_fraction or train_size")
     x_train, x_val = x[train], x[val]
     if settings.get("normalize", True):
-        mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
-        std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        axes = normalization_axes(x_train)
+        mean = x_train.mean(axis=axes, keepdims=True)
+        std = x_train.std(axis=axes, keepdims=True) + 1e-6
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
-    num_classes = int(max(y.max(), y_test.max())) + 1
-    if name == "synthetic":
-        num_classes = max(num_classes, int((settings.get("synthetic") or {}).get("num_classes", 4)))
+    num_classes = None
+    if source.targets == "labels":
+        num_classes = int(max(y.max(), y_test.max())) + 1
+        if name == "synthetic":
+            num_classes = max(num_classes,
+                              int((settings.get("synthetic") or {}).get("num_classes", 4)))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     splits = Splits(name, t(x_train.astype(np.float32)), t(y[train]),
                     t(x_val.astype(np.float32)), t(y[val]),
-                    t(np.asarray(x_test, dtype=np.float32)), t(y_test), num_classes)
+                    t(np.asarray(x_test, dtype=np.float32)), t(y_test), num_classes,
+                    source.kind)
     log.info("loaded %s", splits.describe())
     return splits

@@ -22,15 +22,15 @@ Other keys are ignored, so a search space's own entries may be passed through.
 """
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import networkx as nx
 import torch
 from torch import nn
 
-from genome import BinaryGenome, GenomeError
-from genome.registry import Registry
+from genome import ENCODINGS, BinaryGenome, GenomeError
 from genome.cell import CellGenome
 from training.ops import OPS, FactorizedReduce, ReLUConvBN
 
@@ -223,22 +223,7 @@ def _positive_int(space: Mapping[str, Any], name: str, default: Any = _MISSING) 
     return value
 
 
-Decoder = Callable[[Any, Mapping[str, Any]], nn.Module]
-
-DECODERS = Registry("decoder")
-"""Encoding name -> ``decode(genome, space) -> nn.Module``. An encoding without an entry (the
-choice vector, unless you register one) is scored by a user evaluator only."""
-
-
-def register_decoder(encoding: str):
-    """Decorator: register ``decode(genome, space)`` for genomes of ``encoding``."""
-    def add(decode: Decoder) -> Decoder:
-        return DECODERS.add(encoding, decode)
-    return add
-
-
-@register_decoder("binary")
-def _genetic_net(genome: BinaryGenome, space: Mapping[str, Any]) -> GeneticNet:
+def genetic_net(genome: BinaryGenome, space: Mapping[str, Any]) -> GeneticNet:
     in_channels = _positive_int(space, "in_channels")
     num_classes = _positive_int(space, "num_classes")
     channels = list(space.get("channels") or [])
@@ -250,8 +235,7 @@ def _genetic_net(genome: BinaryGenome, space: Mapping[str, Any]) -> GeneticNet:
     return GeneticNet(genome, channels, in_channels, num_classes)
 
 
-@register_decoder("cell")
-def _cell_net(genome: CellGenome, space: Mapping[str, Any]) -> CellNet:
+def cell_net(genome: CellGenome, space: Mapping[str, Any]) -> CellNet:
     in_channels = _positive_int(space, "in_channels")
     num_classes = _positive_int(space, "num_classes")
     cells_per_stack = _positive_int(space, "cells_per_stack", 2)
@@ -274,19 +258,21 @@ def _cell_net(genome: CellGenome, space: Mapping[str, Any]) -> CellNet:
 
 def build_model(genome: Any, space: Mapping[str, Any]) -> nn.Module:
     """Decode ``genome`` into a fresh, randomly initialised ``nn.Module``, through the decoder
-    registered for its encoding.
+    its encoding names (:attr:`genome.Encoding.decoder`).
 
     ``space`` needs ``in_channels`` and ``num_classes``; a :class:`BinaryGenome` also needs
     ``channels`` with one positive width per stage; a :class:`CellGenome` reads the optional
     keys listed in the module docstring. Weights come from torch's global RNG, so seed it first
     for a reproducible model.
     """
-    encoding = getattr(genome, "encoding", None)
-    decode = DECODERS.get(encoding) if isinstance(encoding, str) else None
-    if decode is None:
+    name = getattr(genome, "encoding", None)
+    path = ENCODINGS[name].decoder if isinstance(name, str) and name in ENCODINGS else None
+    if path is None:
+        decodable = [n for n, e in ENCODINGS.items() if e.decoder]
         raise GenomeError(f"no decoder for genome of type {type(genome).__name__}"
-                          + (f" (encoding {encoding!r})" if isinstance(encoding, str) else "")
-                          + f"; decoders exist for {', '.join(DECODERS)}. Score such genomes "
-                          f"with an evaluation.evaluator, or register a decoder with "
-                          f"training.decode.register_decoder")
-    return decode(genome, space)
+                          + (f" (encoding {name!r})" if isinstance(name, str) else "")
+                          + f"; decoders exist for {', '.join(decodable)}. Score such genomes "
+                          f"with an evaluation.evaluator, or name a decoder in the encoding's "
+                          f"registration (Encoding.decoder)")
+    module, _, function = path.partition(":")
+    return getattr(importlib.import_module(module), function)(genome, space)

@@ -47,7 +47,7 @@ from torch import nn
 from genome import genome_from_dict, get_encoding
 from genome.errors import EvonasError
 from genome.jsonable import finite
-from training.data import load_dataset
+from training.data import DATASETS, load_dataset, normalization_axes
 from training.decode import build_model
 from training.tasks import get_task
 from training.trainer import count_flops
@@ -116,13 +116,15 @@ def input_spec(data: Mapping[str, Any],
     splits = load_dataset(data)
     spec: dict[str, Any] = {
         "dataset": splits.name, "task": task, "layout": get_task(task).layout,
-        "dtype": "float32", "shape": list(splits.x_train.shape[1:]),
-        "num_classes": splits.num_classes, "normalize": None}
+        "dtype": "float32", "shape": list(splits.example_shape),
+        "num_classes": splits.num_classes, "scaling": DATASETS[splits.name].scaling,
+        "normalize": None}
     if data.get("normalize", True):
         # The same statistics load_dataset used: the raw training split's mean and std.
         raw = load_dataset({**data, "normalize": False}).x_train.numpy()
-        spec["normalize"] = {"mean": raw.mean(axis=(0, 2, 3)).tolist(),
-                             "std": (raw.std(axis=(0, 2, 3)) + 1e-6).tolist()}
+        axes = normalization_axes(raw)
+        spec["normalize"] = {"mean": raw.mean(axis=axes).tolist(),
+                             "std": (raw.std(axis=axes) + 1e-6).tolist()}
     return spec, splits
 
 
@@ -451,6 +453,8 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     trained = training.get("trained", False)
     retrained = training.get("data") == "train+val"
     kind = get_encoding(genome_doc["encoding"]).title
+    task = get_task(inp.get("task", "classification"))
+    primary = task.primary  # the metric the card's first rows show, e.g. accuracy
 
     lines = [f"# {kind} model `{genome_doc['string']}`", ""]
     if source.get("kind") == "run":
@@ -458,26 +462,27 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
                   f"{source['index']}, seed {source['seed']}), exported by evonas.", ""]
     elif source.get("kind") == "genome":
         lines += ["Built from the genome alone by evonas: **untrained** (random initialisation, "
-                  f"seed {training.get('seed')}). Accuracies are not measured.", ""]
+                  f"seed {training.get('seed')}). Nothing is measured.", ""]
 
+    val_key, test_key = f"val_{primary}", f"test_{primary}"
     if not trained:
         val, test = "not measured (untrained)", "not measured (untrained)"
     elif retrained:
         val = (f"not meaningful: retrained on training + validation data (during the search: "
-               f"{_fmt(search.get('val_accuracy'))})")
-        test = f"{_fmt(metrics.get('test_accuracy'))} (after retraining)"
+               f"{_fmt(search.get(val_key))})")
+        test = f"{_fmt(metrics.get(test_key))} (after retraining)"
     else:
-        val = _fmt(metrics.get("val_accuracy"))
-        if "val_accuracy" in search:
-            val += f" (during the search: {_fmt(search['val_accuracy'])})"
-        test = _fmt(metrics.get("test_accuracy"))
+        val = _fmt(metrics.get(val_key))
+        if val_key in search:
+            val += f" (during the search: {_fmt(search[val_key])})"
+        test = _fmt(metrics.get(test_key))
     latency = settings["latency"]
     params = f"{settings['parameters']:,}"
     if settings.get("auxiliary_parameters"):
         params += (f" (plus {settings['auxiliary_parameters']:,} in the auxiliary head, used in "
                    f"training only)")
     rows = [("genome", f"`{genome_doc['string']}`"), ("canonical key", f"`{genome_doc['key']}`"),
-            ("validation accuracy", val), ("test accuracy", test), ("parameters", params),
+            (f"validation {primary}", val), (f"test {primary}", test), ("parameters", params),
             ("FLOPs per example", f"{settings['flops']:,}"),
             ("CPU latency", f"{latency['median_ms']:.2f} ms per batch of "
                             f"{latency['batch_size']} (median of {latency['runs']} runs, "
@@ -493,8 +498,8 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
                   f"of `{inp.get('dataset')}` with seed {training.get('seed')} and "
                   f"{training.get('threads')} CPU thread(s); the evaluation settings are in "
                   f"`settings.json` (`evaluation`). "
-                  + ("The search used a shorter proxy; validation accuracy is not meaningful "
-                     "after training on the validation data." if retrained else
+                  + (f"The search used a shorter proxy; validation {primary} is not "
+                     f"meaningful after training on the validation data." if retrained else
                      "These are the search's settings and seed, so the numbers match the "
                      "search's on the same machine and thread count.")
                   + (" The test split was used once, to measure this model."), ""]
@@ -502,9 +507,8 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     shape = "x".join(str(n) for n in inp["shape"])
     lines += ["## Input and output", "",
               f"Input `{INPUT_NAME}`: float32, shape (batch, {', '.join(map(str, inp['shape']))})"
-              f" ({shape} images, NCHW) as evonas loads the data set `{inp.get('dataset')}` "
-              f"(digits: pixel / 16; MNIST, Fashion-MNIST, CIFAR-10: pixel / 255; npz: as "
-              f"stored)"]
+              f" ({shape} {task.data_kind}, {task.layout}) as evonas loads the data set "
+              f"`{inp.get('dataset')}` ({inp.get('scaling', 'as stored')})"]
     norm = inp.get("normalize")
     if norm:
         lines[-1] += (f", then standardised per channel: `(x - mean) / std` with mean "

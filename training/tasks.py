@@ -29,6 +29,7 @@ class Task(ABC):
     layout: ClassVar[str]               # one example's layout, with the batch first: NCHW
     output_name: ClassVar[str]          # the exported model's output
     split_metrics: ClassVar[tuple[str, ...]]  # what measure() returns for a split
+    primary: ClassVar[str]              # the split metric people read first (accuracy)
     metrics: ClassVar[tuple[str, ...]]  # what every evaluation reports
     directions: ClassVar[Mapping[str, str]]  # the natural direction of each measured metric
 
@@ -69,6 +70,7 @@ class Classification(Task):
     layout = "NCHW"
     output_name = "logits"
     split_metrics = ("accuracy", "loss")
+    primary = "accuracy"
     metrics = ("val_accuracy", "val_loss", "train_loss", "params", "flops", "train_seconds")
     directions = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min",
                   "params": "min", "flops": "min", "train_seconds": "min"}
