@@ -1,8 +1,8 @@
 """What a worker does with one task: plain dict in, plain dict out, never raises.
 
-A task is ``{"index", "seed", "genome", "space", "data", "evaluation", "evaluator",
-"objectives"}`` (all JSON values; ``objectives`` lists the metric names whose values the result
-carries), plus ``device`` (``"cpu"`` or ``"cuda:0"``: the device the evaluation must use
+A task is ``{"index", "seed", "genome", "space", "task", "data", "evaluation", "evaluator",
+"objectives"}`` (all JSON values; ``task`` names what the model is trained for, ``objectives``
+lists the metric names whose values the result carries), plus ``device`` (``"cpu"`` or ``"cuda:0"``: the device the evaluation must use
 *inside* this worker, whose ``CUDA_VISIBLE_DEVICES`` holds only its own GPU) when a pool sets
 it. The result is a :class:`~evolution.results.Result`: status ``ok`` or ``failed`` here (the
 pools add ``timeout`` and ``crashed``), ``values``, ``metrics``, ``message`` (and
@@ -50,7 +50,7 @@ def make_task(config: Any, space: Mapping[str, Any], *, index: int, seed: int,
     """The task of evaluation ``index`` of ``genome`` (its dict form) with ``seed``, under the
     run's ``config`` and decoder ``space``: the one place a task is put together."""
     return {"index": index, "seed": seed, "genome": dict(genome), "space": dict(space),
-            "data": config.data.model_dump(mode="json"),
+            "task": config.task.name, "data": config.data.model_dump(mode="json"),
             "evaluation": config.evaluation.model_dump(mode="json"),
             "evaluator": config.evaluation.evaluator,
             "objectives": [o.metric for o in config.objectives]}
@@ -76,7 +76,7 @@ def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
     from training import load_dataset, score
 
     metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
-                       task["seed"], device=task.get("device", "cpu"))
+                       task["seed"], device=task.get("device", "cpu"), task=task["task"])
     return metrics
 
 
