@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from evolution.config import Config, ConfigError, load_config
 from evolution.record import RunRecord
-from evolution.run import RunSummary, resume, run
+from evolution.loop import RunSummary, resume, run
 from genome import (BinaryGenome, CellGenome, ChoiceGenome, EvonasError, GenomeError,
                     genome_from_dict, load_genome, parse_genome)
 

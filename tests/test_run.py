@@ -17,7 +17,7 @@ from evolution.config import config_from_dict
 from evolution.journal import RunDirectory, read_journal
 from evolution.pool import LocalPool, SerialPool
 from evolution.results import make_result
-from evolution.run import Search, derive_seed
+from evolution.loop import Search, derive_seed
 from evolution.worker import make_task
 from genome import genome_from_dict
 from safetensors.torch import load_file

@@ -23,7 +23,7 @@ from evolution import load_config, run  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
 from evolution.results import make_result  # noqa: E402
-from evolution.run import Search  # noqa: E402
+from evolution.loop import Search  # noqa: E402
 
 
 def trivial(task):

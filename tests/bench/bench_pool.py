@@ -35,7 +35,7 @@ from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import LocalPool, SerialPool  # noqa: E402
 from evolution.pool import DaskPool  # noqa: E402
-from evolution.run import Search, derive_seed  # noqa: E402
+from evolution.loop import Search, derive_seed  # noqa: E402
 from evolution.worker import make_task  # noqa: E402
 from genome import BinaryGenome  # noqa: E402
 

@@ -24,7 +24,7 @@ from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
 from evolution.results import make_result  # noqa: E402
-from evolution.run import Search, _rebuild  # noqa: E402
+from evolution.loop import Search, _rebuild  # noqa: E402
 
 
 def trivial(task):

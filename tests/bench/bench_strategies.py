@@ -27,7 +27,7 @@ from evolution.config import config_from_dict  # noqa: E402
 from evolution.journal import RunDirectory  # noqa: E402
 from evolution.pool import SerialPool  # noqa: E402
 from evolution.results import make_result  # noqa: E402
-from evolution.run import Search  # noqa: E402
+from evolution.loop import Search  # noqa: E402
 
 POSITIONS, VALUES = 6, ["conv3x3", "conv1x1", "skip", "pool", "none"]
 
