@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from evolution.config import Config, ConfigError
-from evolution.journal import (CONFIG, FORMAT, SNAPSHOT, RunDirectory, RunDirectoryError,
-                               read_snapshot)
+from evolution.journal import (CONFIG, FORMAT, IDENTITY, JOURNAL, SNAPSHOT, RunDirectory,
+                               RunDirectoryError, differences, frozen_config, read_snapshot)
 from evolution.objectives import Objectives
 from evolution.pool import Pool, make_pool
 from evolution.results import CRASHED, OK, cache_entry, cache_hit, result_event
@@ -134,6 +134,7 @@ class Search:
         self.ready: deque[dict[str, Any]] = deque()      # tasks to submit when a slot frees
         self.held: dict[int, dict[str, Any]] = {}        # deterministic: results held for order
         self.replaying = False
+        self._unwritten: list[dict[str, Any]] = []  # replay: strategy events not yet seen
         self._since_snapshot = 0
 
     # ------------------------------------------------------------------------------ live loop
@@ -242,6 +243,7 @@ class Search:
                            "utilization": self.pool.utilization})
         extras = self.strategy.tell(ask["ticket"], event["values"] if ok else None)
         if self.replaying:
+            self._unwritten += extras  # replay checks them against the journal
             return
         for extra in extras:
             self.run_dir.append({**extra, "time": time.time()})
@@ -264,7 +266,6 @@ class Search:
         """Write ``state.json``: the strategy (with its RNG), the outstanding asks, the cache
         and counts, and how many journal lines they cover."""
         self.run_dir.write_snapshot({
-            "lines": self.run_dir.lines, "bytes": self.run_dir.journal_size(),
             "strategy": self.strategy.state_dict(),
             "search": {"next_index": self.next_index, "asked": list(self.asked.values()),
                        "cache": self.cache, "best": self.best, "counts": self.counts}})
@@ -279,8 +280,12 @@ class Search:
 
     def replay(self, events: list[dict[str, Any]]) -> None:
         """Re-apply journalled asks and results through the strategy. Each replayed ask must
-        propose exactly the genome the journal holds, or the run cannot be continued."""
+        propose exactly the genome the journal holds, or the run cannot be continued.
+
+        The strategy's events (a finished generation) follow their result in the journal; one
+        the journal lacks (the run died between the two lines) is written now."""
         self.replaying = True
+        self._unwritten = []
         try:
             for event in events:
                 if event["event"] == "ask":
@@ -296,8 +301,15 @@ class Search:
                     self.next_index += 1
                 elif event["event"] == "result":
                     self._apply(event)
+                elif event["event"] in ("generation", "window") and self._unwritten:
+                    self._unwritten.pop(0)
         finally:
             self.replaying = False
+        for extra in self._unwritten:
+            log.info("writing the %s event the journal lacks (the run stopped between a result "
+                     "and it)", extra["event"])
+            self.run_dir.append({**extra, "time": time.time()})
+        self._unwritten = []
 
     def resume_in_flight(self) -> None:
         """Send every outstanding ask (asked, no result yet) back out with its original seed.
@@ -363,8 +375,9 @@ def _rebuild(config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str,
     search = Search(config, run_dir, pool, space, progress)
     if not events:
         return search
-    snapshot = read_snapshot(run_dir.path)
-    if snapshot is not None and snapshot.get("lines", -1) <= len(events):
+    snapshot = read_snapshot(run_dir.path, run_dir.identity,
+                             (run_dir.path / JOURNAL).read_bytes(), len(events))
+    if snapshot is not None:
         try:
             search.load_snapshot(snapshot)
             search.replay(events[snapshot["lines"]:])
@@ -372,9 +385,6 @@ def _rebuild(config: Config, run_dir: RunDirectory, pool: Pool, space: dict[str,
         except (KeyError, TypeError, ValueError, IndexError, RunDirectoryError) as exc:
             log.warning("%s/%s does not fit the journal (%s); replaying the whole journal",
                         run_dir.path, SNAPSHOT, exc)
-    elif snapshot is not None:
-        log.warning("%s/%s is ahead of the journal; replaying the whole journal",
-                    run_dir.path, SNAPSHOT)
     search = Search(config, run_dir, pool, space, progress)
     search.replay(events)
     return search
@@ -400,22 +410,6 @@ def run(config: Config, *, name: Optional[str] = None, workers: Optional[int] = 
         workers, progress)
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix[:-1]: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return out
-
-
-def config_differences(a: Config, b: Config) -> list[str]:
-    """Dotted keys whose values differ between two configs (the run's place excepted)."""
-    fa, fb = _flat(a.to_dict()), _flat(b.to_dict())
-    return sorted(k for k in set(fa) | set(fb)
-                  if k not in ("name", "runs_dir") and fa.get(k) != fb.get(k))
-
-
 def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
            config: Optional[Config] = None, workers: Optional[int] = None,
            progress: Optional[Progress] = None) -> RunSummary:
@@ -426,13 +420,10 @@ def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
     ``evaluations``) to continue a finished run for more. ``config`` (from ``run --resume``)
     must equal the run's frozen config; any other change is refused with the differing keys.
     """
-    from evolution.config import load_config
+    from evolution.config import config_from_dict
 
     path = Path(run_dir)
-    if not (path / CONFIG).is_file():
-        raise RunDirectoryError(f"{path} is not a run directory (no {CONFIG}); give the folder "
-                                f"a run created, e.g. runs/<name>")
-    frozen = load_config(path / CONFIG)
+    frozen = config_from_dict(frozen_config(path), str(path / IDENTITY))
     target = frozen
     if extend is not None:
         key = STRATEGIES[frozen.strategy.name].budget_key
@@ -442,7 +433,7 @@ def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
                               f"least {current}, got {extend}")
         target = frozen.replace(**{f"strategy.{key}": extend})
     if config is not None:
-        changed = config_differences(config, target)
+        changed = differences(config.to_dict(), target.to_dict(), ignore=("name", "runs_dir"))
         if changed:
             raise ConfigError(f"the config differs from the one {path} was started with, in: "
                               f"{', '.join(changed)}. Resume with the same config (to extend "
@@ -452,7 +443,8 @@ def _resume(run_dir: str | os.PathLike, *, extend: Optional[int] = None,
     def open_run_dir() -> tuple[RunDirectory, list]:
         opened, events = RunDirectory.open(path)
         if target != frozen:
-            opened.write_config(target.to_dict())
+            opened.freeze(target.to_dict(), {k: v for k, v in opened.identity.items()
+                                             if k not in ("config", "config_sha256")})
             opened.append({"event": "extend", "time": time.time(),
                            "budget": target.strategy.budget})
         return opened, events

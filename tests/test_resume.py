@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,8 @@ import pytest
 
 from evolution import resume, run
 from evolution.config import ConfigError, config_from_dict
-from evolution.journal import (RunDirectory, RunDirectoryError, atomic_write, read_events,
-                               read_journal)
+from evolution.journal import (RunDirectory, RunDirectoryError, atomic_write, lock_owner,
+                               read_events, read_journal)
 from evolution.status import run_status
 
 PLUGIN = textwrap.dedent('''
@@ -217,19 +218,64 @@ def test_changed_config_is_refused_with_the_differing_keys(tiny, plugin):
     assert fresh.evaluations == config.strategy.budget
 
 
-def test_lock_refuses_a_second_driver_and_takes_over_a_stale_one(tmp_path):
+def test_lock_refuses_a_second_driver_and_a_dead_holder_leaves_it_free(tmp_path, caplog):
     with RunDirectory.create(tmp_path, "locked", {"seed": 0}, exact=True) as held:
-        (held.path / "lock").write_text("1 init\n")  # pid 1 is alive: someone else's run
-        with pytest.raises(RunDirectoryError, match="in use by process 1"):
+        assert lock_owner(held.path) == os.getpid()
+        with pytest.raises(RunDirectoryError, match=f"in use by process {os.getpid()} on "):
             RunDirectory.open(held.path)
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True).stdout.strip()
-        (held.path / "lock").write_text(f"{dead} gone\n")
-    (tmp_path / "locked" / "lock").write_text(f"{dead} gone\n")
-    opened, events = RunDirectory.open(tmp_path / "locked")  # stale: taken over
+        assert lock_owner(held.path) == os.getpid()  # the refused open changed nothing
+    assert lock_owner(tmp_path / "locked") is None and \
+        (tmp_path / "locked" / "lock").read_text() == ""
+    # a holder that died leaves its pid in the file but no OS lock: the run is free
+    (tmp_path / "locked" / "lock").write_text(f"999999 {socket.gethostname()}\n")
+    assert lock_owner(tmp_path / "locked") is None
+    opened, _ = RunDirectory.open(tmp_path / "locked")
     assert (tmp_path / "locked" / "lock").read_text().split()[0] == str(os.getpid())
     opened.close()
-    assert not (tmp_path / "locked" / "lock").exists()
+    # one written on another host is taken over, but not silently
+    (tmp_path / "locked" / "lock").write_text("4242 elsewhere\n")
+    with caplog.at_level("WARNING"):
+        RunDirectory.open(tmp_path / "locked")[0].close()
+    assert "process 4242 on host elsewhere" in caplog.text
+
+
+def _race(path: str, start: float, conn) -> None:
+    """Open the run directory at ``start`` (wall clock); report whether it got the lock, hold
+    it until told to let go."""
+    from evolution.journal import RunDirectory, RunDirectoryError
+
+    while time.time() < start:
+        pass
+    try:
+        opened, _ = RunDirectory.open(path)
+    except RunDirectoryError:
+        conn.send(False)
+        return
+    conn.send(True)
+    conn.recv()
+    opened.close()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_run_at_the_same_moment_never_share_it(tmp_path):
+    import multiprocessing
+
+    RunDirectory.create(tmp_path, "race", {"seed": 0}, exact=True).close()
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(20):
+        start = time.time() + 0.3
+        pipes = [ctx.Pipe() for _ in range(4)]
+        procs = [ctx.Process(target=_race, args=(str(tmp_path / "race"), start, child))
+                 for _, child in pipes]
+        for p in procs:
+            p.start()
+        got = [parent.recv() for parent, _ in pipes]
+        assert sum(got) == 1, f"trial {trial}: {sum(got)} processes held the lock"
+        for (parent, _), won in zip(pipes, got):
+            if won:
+                parent.send("release")
+        for p in procs:
+            p.join()
 
 
 def test_status_reports_progress_best_failures_and_state(tiny, plugin, tmp_path):
