@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import signal
 import sys
 from typing import Any, Optional, Sequence
 
-from genome.errors import EvonasError
+from genome.errors import EvonasError, ResourceError
 
 
 def _fmt(value: Optional[float], digits: int = 4) -> str:
@@ -103,20 +105,44 @@ def _print_summary(summary: Any) -> None:
 
 def _search(start: Any) -> int:
     """Run ``start(progress)`` (a new or resumed search) with progress output, then print the
-    summary; Ctrl-C stops the workers and says how to continue."""
+    summary; Ctrl-C stops the workers and says how to continue; a full disk or a read-only
+    folder says the journal is intact and how to continue."""
     printer = ProgressPrinter()
     try:
         summary = start(printer)
     except KeyboardInterrupt:
         printer.close()
-        where = printer.run_dir or "the run directory"
-        print(f"\nevonas: interrupted; workers stopped, the journal is kept. Continue with:\n"
-              f"  evonas resume {where}", file=sys.stderr)
+        if printer.run_dir:
+            print(f"\nevonas: interrupted; workers stopped, the journal is kept. Continue "
+                  f"with:\n  evonas resume {printer.run_dir}", file=sys.stderr)
+        else:
+            print("\nevonas: interrupted before the run started; nothing was written",
+                  file=sys.stderr)
         return 130
+    except OSError as exc:
+        printer.close()
+        raise ResourceError(os_error_message(exc, printer.run_dir)) from exc
     finally:
         printer.close()
     _print_summary(summary)
     return 0 if summary.best is not None else 1
+
+
+def os_error_message(exc: OSError, run_dir: Optional[str] = None) -> str:
+    """One line for an operating-system error: what happened, to which file, what to do."""
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = f"the disk is full{where}"
+    elif exc.errno in (errno.EROFS,):
+        what = f"the file system is read-only{where}"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = f"permission denied{where}"
+    else:
+        what = f"{exc.strerror or exc}{where}"
+    if run_dir:
+        return (f"{what}. The journal keeps every result recorded until now; fix this and "
+                f"continue with `evonas resume {run_dir}`")
+    return f"{what}; nothing was run"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -312,11 +338,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except EvonasError as exc:
-        print(f"evonas: error: {exc}", file=sys.stderr)
+        _error(str(exc))
+        return exc.exit_code
+    except BrokenPipeError:  # `evonas status RUN | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        _error(os_error_message(exc))
+        return 3
+    except MemoryError:
+        _error("out of memory; close other programs or lower the sizes in the config")
+        return 3
+    except RecursionError:
+        _error("the input is nested too deeply to read")
         return 2
     except KeyboardInterrupt:
         print("\nevonas: interrupted", file=sys.stderr)
         return 130
+
+
+MAX_MESSAGE = 4000
+"""Characters of an error message printed: input quoted in a message stays bounded."""
+
+
+def _error(message: str) -> None:
+    if len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]} ... ({len(message) - MAX_MESSAGE:,} more characters)"
+    print(f"evonas: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,12 @@ from evolution.strategies import STRATEGIES
 from genome import ENCODINGS
 from genome.errors import EvonasError
 from genome.section import Section as _Section
-from training.data import DATASETS, DEFAULT_ROOT
+from training.data import DATASETS, DEFAULT_ROOT, MAX_CLASSES
 from training.tasks import TASKS
+
+
+MAX_WORKERS = 256
+"""More worker processes than this is a typo (1000 workers spawn 1000 torch processes)."""
 
 
 class ConfigError(EvonasError):
@@ -41,10 +45,10 @@ TaskConfig = _tagged("name", "classification", *(t.Config for t in TASKS.values(
 
 
 class SyntheticConfig(_Section):
-    samples: int = Field(256, ge=8)
-    num_classes: int = Field(4, ge=2)
-    image_size: int = Field(8, ge=1)
-    channels: int = Field(1, ge=1)
+    samples: int = Field(256, ge=8, le=1_000_000)
+    num_classes: int = Field(4, ge=2, le=MAX_CLASSES)
+    image_size: int = Field(8, ge=1, le=1024)
+    channels: int = Field(1, ge=1, le=64)
 
 
 class DataConfig(_Section):
@@ -87,15 +91,19 @@ class PoolConfig(_Section):
     """Where evaluations run and what happens when one goes wrong (see ``evolution.pool``)."""
 
     backend: Literal[tuple(BACKENDS)] = "local"  # type: ignore[valid-type]
-    workers: int = Field(2, ge=1, description="CPU worker processes (local pool, LocalCluster)")
-    threads_per_worker: int = Field(1, ge=1, description="torch CPU threads in each worker")
+    workers: int = Field(2, ge=1, le=MAX_WORKERS,
+                         description="CPU worker processes (local pool, LocalCluster)")
+    threads_per_worker: int = Field(1, ge=1, le=256,
+                                    description="torch CPU threads in each worker")
     devices: Union[Literal["auto", "cpu"], list[str]] = Field(
         "auto", description="auto (every visible CUDA GPU, else CPU workers) | cpu | "
                             "[cuda:0, cuda:1, ...]")
-    slots_per_gpu: int = Field(1, ge=1, description="evaluations at a time on each GPU")
+    slots_per_gpu: int = Field(1, ge=1, le=64, description="evaluations at a time on each GPU")
     max_tasks_per_worker: Optional[int] = Field(
         None, ge=1, description="replace a worker after this many evaluations (null: never)")
     timeout: Optional[float] = Field(None, gt=0, description="seconds one evaluation may run")
+    start_timeout: float = Field(300.0, gt=0, description="seconds a worker may take to start "
+                                 "(import torch) before it is replaced")
     max_retries: int = Field(1, ge=0, description="re-runs of an evaluation whose worker died")
     memory_limit_mb: Optional[int] = Field(None, ge=1, description="memory one worker may hold")
     address: Optional[str] = Field(None, min_length=1,
@@ -143,7 +151,8 @@ class ObjectiveConfig(_Section):
 
 
 class Config(_Section):
-    name: str = Field("search", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field("search", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+                      description="the run directory's name: letters, digits, . _ -")
     seed: int = 0
     runs_dir: str = "runs"
     deterministic: bool = Field(False, description="apply results in proposal order")
@@ -177,6 +186,9 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
+        if set(self.name) == {"."}:
+            raise ValueError(f"name {self.name!r} would point outside runs_dir; give the run a "
+                             f"name with a letter or digit")
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"objectives names a metric twice: {metrics}")
@@ -246,6 +258,15 @@ def _walk(loc: tuple) -> tuple[tuple, list[str]]:
     return tuple(path), list(model.model_fields)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: input goes into messages bounded."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 5] + " ...)"
+
+
 def _describe(error: dict) -> str:
     loc, allowed = _walk(tuple(error["loc"])[:-1])
     loc = loc + tuple(error["loc"])[-1:]
@@ -256,12 +277,12 @@ def _describe(error: dict) -> str:
         return f"{key}: required"
     if error["type"] == "union_tag_invalid":
         tag = error["ctx"]["discriminator"].strip("'()")
-        return (f"{key}.{tag}: got {error['ctx']['tag']!r}; allowed: "
+        return (f"{key}.{tag}: got {shown(error['ctx']['tag'])}; allowed: "
                 f"{error['ctx']['expected_tags']}")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":
         return message
-    return f"{key}: got {error['input']!r}: {message}"
+    return f"{key}: got {shown(error['input'])}: {message}"
 
 
 def config_from_dict(data: Any, source: str = "config") -> Config:
@@ -278,17 +299,69 @@ def config_from_dict(data: Any, source: str = "config") -> Config:
         raise ConfigError(f"{source} is not a valid evonas config:\n{lines}") from None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is at most 1 MiB (a search space of thousands of positions fits easily)."""
+MAX_YAML_NODES = 200_000
+"""YAML anchors and aliases are welcome (a choice space repeating one list of ops); what they
+expand to is bounded, so a few hundred bytes cannot unfold into gigabytes."""
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Nodes ``node`` stands for once every alias is expanded (linear in the distinct nodes)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a node that contains itself (a recursive alias) counts once
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size
+    return size
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML ``text`` as plain data (``yaml.SafeLoader``), refusing documents that expand to
+    more than :data:`MAX_YAML_NODES` nodes."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise ConfigError(f"{source}: its anchors and aliases expand to {size:,} YAML "
+                              f"nodes, more than the {MAX_YAML_NODES:,} a config may hold; "
+                              f"write the values out, or reuse fewer")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {shown(str(exc), 400)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | os.PathLike) -> Config:
     """Read and validate a YAML config. ``name`` defaults to the file's stem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {size:,} bytes; a config file is at most "
+                              f"{MAX_CONFIG_BYTES:,} bytes. Is it the right file?")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})"
+                          f"; save it as UTF-8, or check that it is a config file") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path} holds NUL bytes: it is not a text file")
+    data = parse_yaml(text, str(path))
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     return config_from_dict(data, str(path))

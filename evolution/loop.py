@@ -26,13 +26,16 @@ from evolution.journal import (CONFIG, FORMAT, IDENTITY, JOURNAL, SNAPSHOT, RunD
                                RunDirectoryError, differences, frozen_config, read_snapshot)
 from evolution.objectives import Objectives
 from evolution.pool import Pool, make_pool
-from evolution.results import CRASHED, OK, cache_entry, cache_hit, result_event
+from evolution.evaluator import EvaluatorError
+from evolution.results import CRASHED, FAILED, OK, cache_entry, cache_hit, result_event
 from evolution.strategies import STRATEGIES, Ask, make_strategy
 from evolution.worker import make_task
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
+UNUSABLE = ("EvaluatorError", "MissingMetricError")
+"""Failures that say the evaluator cannot work at all, not that a genome is bad."""
 
 
 def derive_seed(run_seed: int, index: int) -> int:
@@ -82,25 +85,6 @@ class RunSummary:
                 "final": self.final}
 
 
-def check_evaluator(config: Config, space: dict[str, Any]) -> None:
-    """Import the configured evaluator and call it once on a random genome of the space, so a
-    wrong path or return type, or a result without the objectives' metrics, stops the run
-    before it starts. The genome comes from its own RNG; the strategy's randomness is
-    untouched."""
-    from evolution.evaluator import call_evaluator
-    from evolution.worker import evaluator_settings
-    from genome import get_encoding
-
-    rng = random.Random(f"evaluator-check:{config.seed}")
-    genome = get_encoding(config.search.encoding).random(config.search, rng)
-    task = {"evaluation": config.evaluation.model_dump(mode="json"), "space": space,
-            "seed": derive_seed(config.seed, -1), "index": -1}
-    objectives = Objectives.from_config(config)
-    metrics = call_evaluator(config.evaluation.evaluator, genome, evaluator_settings(task),
-                             objectives.metrics)
-    objectives.values_of(metrics)
-
-
 class Search:
     """The loop over a given pool and run directory, without data loading or final training
     (which :func:`run` adds). Tests and benchmarks drive it with a trivial evaluator.
@@ -148,6 +132,7 @@ class Search:
                 raise RuntimeError("search stalled: nothing is running and the strategy asks "
                                    "for nothing")
             for result in self.pool.wait():
+                self._stop_if_unusable(result)
                 self._deliver(result_event(self.asked[result["index"]], result))
             self._drain()
         self.snapshot()
@@ -168,6 +153,21 @@ class Search:
             if not asks:
                 return
             self._start(asks[0])
+
+    def _stop_if_unusable(self, result: dict[str, Any]) -> None:
+        """While nothing has succeeded, an evaluator that cannot be imported, returns the wrong
+        type or lacks an objective's metric stops the run: every evaluation would fail alike.
+        The result is not recorded (its ask stays outstanding), so once the evaluator is fixed
+        ``evonas resume`` runs it again. This replaces a check before the run: the first
+        evaluations are the check, in the workers, under the pool's timeout."""
+        if (result.get("status") != FAILED or result.get("error") not in UNUSABLE
+                or self.counts["evaluations"] > self.counts["failures"]):
+            return
+        raise EvaluatorError(
+            f"evaluation {result['index']} could not use evaluation.evaluator "
+            f"{self.config.evaluation.evaluator!r}: {result.get('message')}. Nothing was "
+            f"recorded for it; fix the evaluator and continue with `evonas resume "
+            f"{self.run_dir.path}`")
 
     def _start(self, ask: Ask) -> None:
         index = self.next_index
@@ -325,10 +325,8 @@ def _prepare(config: Config) -> tuple[dict[str, Any], str]:
     """The decoder space and a description of the task; checks an evaluator, or loads (and if
     needed downloads) the data set, so problems show before any evaluation."""
     evaluator = config.evaluation.evaluator
-    if evaluator:
-        space = config.model_space()
-        check_evaluator(config, space)
-        return space, f"evaluator {evaluator}"
+    if evaluator:  # checked by the first evaluation, in a worker (see Search.loop)
+        return config.model_space(), f"evaluator {evaluator}"
     from training import load_dataset  # torch: only when the built-in trainer is used
 
     splits = load_dataset(config.data.model_dump(mode="json"))

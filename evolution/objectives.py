@@ -21,7 +21,11 @@ results record one), then the earlier evaluation."""
 
 
 class ObjectiveError(EvonasError):
-    """A result lacks an objective's metric, or reports a value that is not a finite number."""
+    """A result reports an objective's value that is not a finite number."""
+
+
+class MissingMetricError(ObjectiveError):
+    """A result lacks an objective's metric altogether: the evaluator does not report it."""
 
 
 def values_of(metrics: Mapping[str, Any], names: Sequence[str]) -> list[float]:
@@ -31,7 +35,7 @@ def values_of(metrics: Mapping[str, Any], names: Sequence[str]) -> list[float]:
     for name in names:
         if name not in metrics:
             shown = ", ".join(sorted(map(str, metrics))[:20]) or "none"
-            raise ObjectiveError(f"the evaluation reports no metric {name!r}, which the "
+            raise MissingMetricError(f"the evaluation reports no metric {name!r}, which the "
                                  f"objectives name; it reports: {shown}")
         value = metrics[name]
         if not is_number(value):

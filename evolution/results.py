@@ -34,6 +34,7 @@ class Result(TypedDict, total=False):
     values: Optional[list[float]]
     metrics: dict[str, Any]
     message: str
+    error: str           # the exception's type, for a failed evaluation
     traceback: str
     started: float
     finished: float

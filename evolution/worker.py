@@ -96,9 +96,12 @@ def _release_memory(cuda: bool) -> None:
         torch.cuda.empty_cache()
 
 
-def evaluate_task(task: Mapping[str, Any]) -> Result:
+def evaluate_task(task: Mapping[str, Any], *, in_worker: bool = False) -> Result:
     """Evaluate ``task["genome"]``; any exception becomes a ``failed`` result, and so does a
-    result without a finite value for every objective metric.
+    result without a finite value for every objective metric. ``sys.exit()`` in the evaluation
+    is its failure too; so is ``KeyboardInterrupt`` ``in_worker`` (a worker process ignores
+    Ctrl-C, so only the evaluation can have raised it; in the run's own process it is the
+    user's Ctrl-C and goes through).
 
     ``MemoryError`` (for example from ``pool.memory_limit_mb``) and CUDA out-of-memory are
     ``failed`` too; after either the worker collects garbage (and empties the CUDA cache), so
@@ -115,11 +118,16 @@ def evaluate_task(task: Mapping[str, Any]) -> Result:
                              metrics=metrics, started=started)
     except EvonasError as exc:  # ours (NaN loss, bad evaluator value): the message says it all
         result = make_result(index, FAILED, message=f"{type(exc).__name__}: {exc}",
-                             started=started)
-    except Exception as exc:  # a failed evaluation is a result, not a crash of the run
+                             started=started, error=type(exc).__name__)
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a result, not a crash
+        if isinstance(exc, KeyboardInterrupt) and not in_worker:
+            raise
         log.debug("evaluation %s failed", index, exc_info=True)
-        result = make_result(index, FAILED, message=f"{type(exc).__name__}: {exc}",
-                             started=started, traceback=traceback.format_exc())
+        what = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):  # the evaluator called sys.exit(): its failure
+            what = f"SystemExit: the evaluation called sys.exit({exc.code!r})"
+        result = make_result(index, FAILED, message=what, started=started,
+                             error=type(exc).__name__, traceback=traceback.format_exc())
         if isinstance(exc, MemoryError) or _is_cuda_oom(exc):
             release = _is_cuda_oom(exc)
             result["out_of_memory"] = "cuda" if release else "host"
@@ -176,6 +184,7 @@ def serve(conn: Any, worker_id: int, threads: int, device: str,
     ignores SIGINT and the parent stops it.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setpgid(0, 0)  # its own process group: what an evaluation forks dies with the worker
     set_threads(threads)
     memory = data_megabytes()  # after importing torch: what a worker holds before any task
     if memory_limit_mb is not None:
@@ -187,7 +196,7 @@ def serve(conn: Any, worker_id: int, threads: int, device: str,
             if task is None:
                 return
             conn.send(("started", task["index"]))
-            result = evaluate_task({**task, "device": device})
+            result = evaluate_task({**task, "device": device}, in_worker=True)
             result.update(worker=worker_id, pid=os.getpid(), **where(device))
             conn.send(("result", result))
     except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent is gone

@@ -32,6 +32,8 @@ from genome.section import Section
 INPUT = "input"
 OUTPUT = "output"
 NODE = "node"
+MAX_NODES = 64      # nodes per stage: 2,016 bits, a network far beyond any search
+MAX_WIDTH = 4096    # channels of a stage
 
 
 def bits_per_stage(k: int) -> int:
@@ -88,6 +90,8 @@ class BinaryGenome:
             raise GenomeError("binary genome needs at least one stage, got stages=()")
         if any(k < 2 for k in stages):
             raise GenomeError(f"every stage needs at least 2 nodes, got stages={stages}")
+        if any(k > MAX_NODES for k in stages):
+            raise GenomeError(f"a stage has at most {MAX_NODES} nodes, got stages={stages}")
         if len(bits) != len(stages):
             raise GenomeError(
                 f"binary genome has {len(stages)} stages {stages} but {len(bits)} bit groups")
@@ -290,17 +294,24 @@ class BinarySearch(Section):
     """Genetic-CNN binary strings (Xie & Yuille 2017): the ``search:`` section."""
 
     encoding: Literal["binary"] = "binary"
-    stages: list[int] = Field([3, 4], min_length=1,
+    stages: list[int] = Field([3, 4], min_length=1, max_length=16,
                               description="Genetic-CNN nodes per stage K_1..K_S (each >= 2)")
-    channels: list[int] = Field([16, 32], min_length=1,
+    channels: list[int] = Field([16, 32], min_length=1, max_length=16,
                                 description="convolution width of each stage")
 
     @model_validator(mode="after")
     def _check(self) -> "BinarySearch":
         if any(k < 2 for k in self.stages):
-            raise ValueError(f"search.stages: every stage needs at least 2 nodes, got {self.stages}")
+            raise ValueError(f"search.stages: every stage needs at least 2 nodes, got "
+                             f"{self.stages}")
+        if any(k > MAX_NODES for k in self.stages):
+            raise ValueError(f"search.stages: a stage has at most {MAX_NODES} nodes, got "
+                             f"{self.stages}")
         if any(c < 1 for c in self.channels):
             raise ValueError(f"search.channels: widths must be positive, got {self.channels}")
+        if any(c > MAX_WIDTH for c in self.channels):
+            raise ValueError(f"search.channels: a width is at most {MAX_WIDTH}, got "
+                             f"{self.channels}")
         if len(self.channels) != len(self.stages):
             raise ValueError(f"search.channels has {len(self.channels)} entries {self.channels} but "
                              f"search.stages has {len(self.stages)} {self.stages}: give one width "

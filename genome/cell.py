@@ -48,6 +48,7 @@ KNOWN_OPS: frozenset[str] = frozenset(NASNET_OPS) | {"conv_1x1", "conv_3x3", "di
 """Every op name the decoder can build; a search space may use any subset."""
 
 CELLS = ("normal", "reduction")
+MAX_BLOCKS = 64  # blocks per cell
 
 Block = tuple[int, str, int, str]
 
@@ -60,6 +61,8 @@ def _check_cell(name: str, blocks: Any) -> tuple[Block, ...]:
                           f"(input_a, op_a, input_b, op_b), got {blocks!r}") from None
     if not blocks:
         raise GenomeError(f"{name} cell needs at least one block")
+    if len(blocks) > MAX_BLOCKS:
+        raise GenomeError(f"{name} cell has {len(blocks)} blocks; at most {MAX_BLOCKS}")
     for i, block in enumerate(blocks):
         if len(block) != 4:
             raise GenomeError(f"{name} cell block {i} must be (input_a, op_a, input_b, op_b), "
@@ -409,11 +412,11 @@ class CellSearch(Section):
     """AmoebaNet / NASNet cells (Real et al. 2019; Zoph et al. 2018): the ``search:`` section."""
 
     encoding: Literal["cell"] = "cell"
-    blocks: int = Field(5, ge=1, description="blocks per cell B")
+    blocks: int = Field(5, ge=1, le=MAX_BLOCKS, description="blocks per cell B")
     ops: list[str] = Field(list(NASNET_OPS), min_length=2, description="op vocabulary")
-    cells_per_stack: int = Field(2, ge=1, description="normal cells per stack N")
-    filters: int = Field(16, ge=1, description="channels of the first stack F")
-    stem_multiplier: int = Field(3, ge=1)
+    cells_per_stack: int = Field(2, ge=1, le=32, description="normal cells per stack N")
+    filters: int = Field(16, ge=1, le=1024, description="channels of the first stack F")
+    stem_multiplier: int = Field(3, ge=1, le=16)
     auxiliary: bool = False
     drop_path: float = Field(0.0, ge=0, lt=1)
     mutation: CellMutation = CellMutation()

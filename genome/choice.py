@@ -152,7 +152,7 @@ class ChoiceSearch(Section):
 
     encoding: Literal["choice"] = "choice"
     choices: list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]] = Field(
-        min_length=1, description="allowed values per position")
+        min_length=1, max_length=10_000, description="allowed values per position")
 
     @model_validator(mode="after")
     def _check(self) -> "ChoiceSearch":

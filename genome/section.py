@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 class Section(BaseModel):
     """A validated, frozen part of the config. Subclasses declare typed fields with defaults;
-    a ``model_validator`` raises ``ValueError`` with a message naming the key."""
+    a ``model_validator`` raises ``ValueError`` with a message naming the key. NaN and
+    infinities are refused in every float field (``lr: .inf`` is an error, not a run)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from evolution import run
+from evolution import resume, run
 from evolution.config import ConfigError, config_from_dict
 from evolution.evaluator import EvaluatorError, call_evaluator
 from evolution.journal import read_journal
@@ -156,13 +156,28 @@ def test_evaluator_search_with_aging_and_cache(plugin, tiny, tmp_path):
     assert summary.final == {} and not (summary.run_dir / "best" / "model.pt").exists()
 
 
-def test_evaluator_errors_stop_the_run_before_it_starts(plugin, tiny, tmp_path):
+@pytest.mark.parametrize("broken, message", [('"high"', "must return a number"),
+                                             ('{"acc": 1.0}', "reports no metric 'accuracy'")])
+def test_an_unusable_evaluator_stops_the_run_at_its_first_result_and_records_nothing(
+        user_module, tiny, tmp_path, broken, message):
+    module = user_module(f"fixable_{len(broken)}", f"def score(genome):\n    return {broken}\n")
     config = config_from_dict({
         **tiny, "search": {"encoding": "choice", "choices": SPACE},
-        "evaluation": {"evaluator": f"{plugin}:wrong_type", "objective": "accuracy"}})
-    with pytest.raises(EvaluatorError, match="must return a number"):
+        "strategy": {"name": "random", "evaluations": 6},
+        "evaluation": {"evaluator": f"{module}:score", "objective": "accuracy"}})
+    with pytest.raises(EvaluatorError, match=message):
         run(config)
-    assert not (tmp_path / "runs").exists()
+    run_dir = tmp_path / "runs" / "tiny"
+    events = list(read_journal(run_dir))
+    assert [e["event"] for e in events if e["event"] != "session"] == ["ask"]
+    # fixed: the outstanding evaluation runs again and the run finishes
+    from evolution.evaluator import load_evaluator
+
+    (tmp_path / f"{module}.py").write_text("def score(genome):\n    return 0.5\n")
+    sys.modules.pop(module, None)
+    load_evaluator.cache_clear()
+    done = resume(run_dir)
+    assert done.evaluations == 6 and done.failures == 0 and done.best_values == [0.5]
 
 
 def test_evaluator_exceptions_during_search_are_failed_results(plugin, tiny):

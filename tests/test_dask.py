@@ -50,6 +50,14 @@ def troubles(genome, settings):
 def where(genome, settings):
     return {"val_accuracy": 1.0, "device": settings["device"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def slow_after_a_hang(genome, settings):
+    """Evaluation 0 never ends; evaluation 1 takes 2 s (well under the 8 s timeout)."""
+    if settings["index"] == 0:
+        time.sleep(3600)
+    time.sleep(2)
+    return score(genome, settings)
 '''
 
 
@@ -133,6 +141,25 @@ def test_a_local_cluster_turns_dead_workers_and_timeouts_into_results(tiny, user
     assert results[1]["status"] == "timeout" and "pool.timeout (10 s" in results[1]["message"]
     assert all(r["status"] == "ok" for i, r in results.items() if i > 1 and not r["cached"])
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
+def test_a_timeout_counts_from_the_start_on_a_worker_not_from_submission(tiny, user_module):
+    """Evaluation 1 is submitted when evaluation 0 times out, while the only worker restarts
+    (about 5 s here) and then imports torch again: timed from submission it would pass the 8 s
+    timeout, timed from its start it takes a few seconds and is ok."""
+    user_module("dask_evaluators", EVALUATORS)
+    config = config_from_dict(tiny)
+    tasks = [make_task(config.replace(**{"evaluation.evaluator":
+                                         "dask_evaluators:slow_after_a_hang"}),
+                       {"channels": [4, 4]}, index=i, seed=i,
+                       genome={"encoding": "binary", "code": "1_1-01"}) for i in (0, 1)]
+    with DaskPool(workers=1, timeout=8) as pool:
+        pool.submit(tasks[0])
+        (hung,) = pool.wait()
+        pool.submit(tasks[1])
+        (ok,) = pool.wait()
+    assert hung["status"] == "timeout" and "from its start on a worker" in hung["message"]
+    assert ok["status"] == "ok", ok["message"]
 
 
 def test_a_local_cluster_gives_each_gpu_slot_its_own_worker(tiny, user_module, monkeypatch):

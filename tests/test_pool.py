@@ -91,6 +91,24 @@ def cuda_oom(genome, settings):
 def where(genome, settings):
     return {"val_accuracy": 1.0, "device": settings["device"], "pid": os.getpid(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def exits(genome, settings):
+    import sys
+    sys.exit(3)
+
+
+def interrupts(genome, settings):
+    raise KeyboardInterrupt
+
+
+def forks(genome, settings):
+    """Leaves a grandchild behind that would sleep for an hour; its pid goes to a file."""
+    import subprocess
+    child = subprocess.Popen(["sleep", "3600"])
+    with open(f"orphan-{settings['index']}", "w") as f:
+        f.write(str(child.pid))
+    return score(genome, settings)
 '''
 
 
@@ -339,3 +357,43 @@ def test_progress_attributes(tiny, evaluators):
         assert len(out) == 2 and pool.running == 0
         assert pool.busy_seconds == pytest.approx(
             sum(r["finished"] - r["started"] for r in out.values()))
+
+
+def test_sys_exit_and_keyboard_interrupt_in_an_evaluation_are_its_failures(tiny, evaluators):
+    config = config_from_dict(tiny)
+    with LocalPool(workers=1, max_retries=1) as pool:
+        out = collect(pool, [task(config, 0, "exits"), task(config, 1, "interrupts"),
+                             task(config, 2, "score")])
+    assert out[0]["status"] == "failed" and "sys.exit(3)" in out[0]["message"]
+    assert out[1]["status"] == "failed" and out[1]["error"] == "KeyboardInterrupt"
+    assert all(out[i]["attempts"] == 1 for i in (0, 1))  # failures, not crashes: not retried
+    assert out[2]["status"] == "ok" and out[2]["pid"] == out[0]["pid"]  # the worker went on
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().split()[2] != "Z"
+
+
+def test_processes_an_evaluation_forks_do_not_outlive_the_pool(tiny, evaluators):
+    config = config_from_dict(tiny)
+    with LocalPool(workers=1) as pool:
+        out = collect(pool, [task(config, 0, "forks")])
+        orphan = int((evaluators / "orphan-0").read_text())
+        assert out[0]["status"] == "ok" and _alive(orphan)
+    assert not _alive(orphan)
+
+
+def test_a_worker_stopped_before_it_is_ready_is_replaced_after_start_timeout(tiny, evaluators):
+    config = config_from_dict(tiny)
+    with LocalPool(workers=1, start_timeout=3) as pool:
+        stopped = pool._workers[0].pid
+        os.kill(stopped, signal.SIGSTOP)  # as if stuck importing torch, forever
+        out = collect(pool, [task(config, 0, "score")])
+    assert out[0]["status"] == "ok" and out[0]["pid"] != stopped
+    assert out[0]["attempts"] == 1 and pool.restarts == 1
+

@@ -96,6 +96,11 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
     base = make_task(config, {"channels": [4, 4]}, index=0, seed=1,
                      genome={"encoding": "binary", "code": "1_1-01"})
     with LocalPool(workers=1) as pool:
+        # killed before it is ready: the evaluation never started, its replacement runs it
+        pool.submit({**base, "index": 5})
+        os.kill(pool._workers[0].process.pid, signal.SIGKILL)
+        (first,) = pool.wait()
+        assert (first["index"], first["status"], first["attempts"]) == (5, "ok", 1)
         victim = pool._workers[0].process.pid
         pool.submit({**base, "index": 0})
         assert pool.free == 0

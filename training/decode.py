@@ -216,10 +216,18 @@ class CellNet(nn.Module):
 _MISSING = object()
 
 
+LIMITS = {"in_channels": 4096, "num_classes": 10_000, "channels": 4096, "filters": 1024,
+          "cells_per_stack": 32, "stem_multiplier": 16}
+"""Upper bounds of the decoder settings: a space read from an untrusted ``settings.json`` must
+not size a model of terabytes."""
+
+
 def _positive_int(space: Mapping[str, Any], name: str, default: Any = _MISSING) -> int:
     value = space.get(name) if default is _MISSING else space.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise GenomeError(f"space[{name!r}] must be a positive integer, got {value!r}")
+    if value > LIMITS.get(name, value):
+        raise GenomeError(f"space[{name!r}] is {value:,}; at most {LIMITS[name]:,}")
     return value
 
 
@@ -228,9 +236,11 @@ def genetic_net(genome: BinaryGenome, space: Mapping[str, Any]) -> GeneticNet:
     num_classes = _positive_int(space, "num_classes")
     channels = list(space.get("channels") or [])
     if len(channels) != len(genome.stages) or any(
-            isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+            isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= LIMITS["channels"]
+            for c in channels):
         raise GenomeError(
-            f"space['channels'] must list one positive width per stage: genome {genome} "
+            f"space['channels'] must list one width (1 to {LIMITS['channels']}) per stage: "
+            f"genome {genome} "
             f"has {len(genome.stages)} stages, got channels={space.get('channels')!r}")
     return GeneticNet(genome, channels, in_channels, num_classes)
 

@@ -400,13 +400,19 @@ def export_model(model: nn.Module, genome: Any, space: Mapping[str, Any],
 
 
 # ------------------------------------------------------------------------------- loading
-def load_model(export_dir: str | os.PathLike) -> nn.Module:
+MAX_PARAMETERS = 2_000_000_000
+""":func:`load_model` refuses a model larger than this (8 GB of float32) unless told more."""
+
+
+def load_model(export_dir: str | os.PathLike, *,
+               max_parameters: int = MAX_PARAMETERS) -> nn.Module:
     """Rebuild the model of an export folder through the decoder and load its weights; return
     it in eval mode (call ``.train()`` to fine-tune it).
 
     Reads ``genome.json``, the decoder space in ``settings.json`` and ``model.safetensors``:
     the one layout of a trained genome, whether an export folder or a run's ``best/``. Nothing
-    in the folder is executed.
+    in the folder is executed, and the model is sized before it is built: the decoder refuses
+    settings beyond its bounds, and a model over ``max_parameters`` is refused.
     """
     directory = Path(export_dir)
     if not directory.is_dir():
@@ -419,7 +425,14 @@ def load_model(export_dir: str | os.PathLike) -> nn.Module:
     if not isinstance(genome_doc, dict) or "genome" not in genome_doc or not space:
         raise ExportError(f"{directory} lacks the genome or its decoder space; give a folder "
                           f"written by evonas export")
-    model = build_model(genome_from_dict(genome_doc["genome"]), space)
+    genome = genome_from_dict(genome_doc["genome"])
+    with torch.device("meta"):  # sized first, without allocating: the folder may be untrusted
+        size = sum(p.numel() for p in build_model(genome, space).parameters())
+    if size > max_parameters:
+        raise ExportError(f"{directory} describes a model of {size:,} parameters, more than "
+                          f"max_parameters={max_parameters:,}; pass a larger max_parameters "
+                          f"if you trust this folder")
+    model = build_model(genome, space)
     if not (directory / FILES["weights"]).exists():
         raise ExportError(f"{directory} has no weights ({FILES['weights']}); export again "
                           f"with the 'weights' format")

@@ -23,10 +23,10 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Optional
 
 from evolution.results import Result, make_result
-from genome.errors import EvonasError
+from genome.errors import ResourceError
 
 
-class PoolError(EvonasError):
+class PoolError(ResourceError):
     """The pool cannot run evaluations at all (for example, workers fail to start)."""
 
 

@@ -9,8 +9,9 @@ evaluation is a ``failed`` result), so a Dask-level error is the worker's death:
 - a worker that dies re-runs its task elsewhere (Dask's ``distributed.scheduler.
   allowed-failures``, set to ``pool.max_retries`` for a LocalCluster); when every attempt
   killed its worker, Dask's ``KilledWorker`` becomes a ``crashed`` result;
-- ``pool.timeout`` counts from submission; past it the task is cancelled and its worker
-  restarted by its nanny (``timeout`` result);
+- ``pool.timeout`` counts from when the task starts on a worker (the worker says so with an
+  event); past it the task is cancelled and its worker restarted by its nanny (``timeout``
+  result);
 - GPU tasks ask for the worker resource ``GPU=1``, so a worker started with
   ``--resources GPU=1`` runs one at a time.
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 _POLL_SECONDS = 2.0           # longest wait between two looks at the cluster
 _NO_WORKER_WARNING_SECONDS = 60.0
 _MALLOC = "MALLOC_TRIM_THRESHOLD_"
+STARTED = "evonas-started"
+"""The worker event topic a task reports its start on: ``pool.timeout`` counts from there, so
+an evaluation queued behind a worker's restart is not timed meanwhile."""
 
 
 def run_task(task: dict[str, Any], threads: int, device: str) -> dict[str, Any]:
@@ -47,8 +51,10 @@ def run_task(task: dict[str, Any], threads: int, device: str) -> dict[str, Any]:
     threads on ``device``, with the worker's address and pid added. Never raises."""
     from distributed import get_worker
 
+    worker = get_worker()
+    worker.log_event(STARTED, {"key": worker.get_current_task()})  # the pool's clock starts
     set_threads(threads)
-    result = evaluate_task({**task, "device": device})
+    result = evaluate_task({**task, "device": device}, in_worker=True)
     result.update(worker=get_worker().address, pid=os.getpid(), **where(device))
     return result
 
@@ -102,7 +108,9 @@ class DaskPool(Pool):
         self.address = address
         self._cluster: Any = None
         self._environ: dict[str, Optional[str]] = {}
-        self._futures: dict[Any, dict[str, Any]] = {}   # future -> task, submission times
+        self._futures: dict[Any, dict[str, Any]] = {}   # future -> task, submitted, started
+        self._by_key: dict[str, Any] = {}               # task key -> its future
+        self._lock = threading.Lock()                   # start events arrive on Dask's thread
         self._done: "queue.Queue[Any]" = queue.Queue()
         self._no_worker_since: Optional[float] = None
         self._restarts: list[threading.Thread] = []
@@ -126,6 +134,7 @@ class DaskPool(Pool):
                                     f"{address!r}: {exc}. Start one with `dask scheduler "
                                     f"--port 8786` and check the address.") from None
             self.device = "cuda:0" if self.gpu else "cpu"
+            self._client.subscribe_topic(STARTED, self._started)
             self.slots = self._capacity()
             self.worker_info = self._probe()
         except BaseException:  # do not leave a LocalCluster behind
@@ -233,9 +242,10 @@ class DaskPool(Pool):
 
     @property
     def busy_seconds(self) -> float:
-        """Finished evaluations' time plus the time since submission of the running ones."""
+        """Finished evaluations' time plus the time the running ones have run so far."""
         now = time.monotonic()
-        return self._busy + sum(now - job["submitted"] for job in self._futures.values())
+        return self._busy + sum(now - job["started"] for job in list(self._futures.values())
+                                if job["started"] is not None)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "crashed": self.crashed, "timeouts": self.timeouts}
@@ -247,7 +257,10 @@ class DaskPool(Pool):
             run_task, task, self.threads, self.device, pure=False,
             key=f"evonas-evaluation-{task['index']}-{uuid.uuid4().hex[:8]}",
             resources={"GPU": 1} if self.gpu else None)
-        self._futures[future] = {"task": task, "submitted": time.monotonic()}
+        with self._lock:
+            self._futures[future] = {"task": task, "submitted": time.monotonic(),
+                                     "started": None}
+            self._by_key[future.key] = future
         future.add_done_callback(self._done.put)
 
     def wait(self, timeout: float | None = None) -> list[Result]:
@@ -257,9 +270,11 @@ class DaskPool(Pool):
         while self._futures:
             now = time.monotonic()
             limit = _POLL_SECONDS if end is None else min(_POLL_SECONDS, end - now)
-            if self.timeout is not None:
-                first = min(job["submitted"] for job in self._futures.values())
-                limit = min(limit, first + self.timeout - now)
+            with self._lock:
+                starts = [job["started"] for job in self._futures.values()
+                          if job["started"] is not None]
+            if self.timeout is not None and starts:
+                limit = min(limit, min(starts) + self.timeout - now)
             done: list[Result] = []
             try:
                 done.append(self._done.get(timeout=max(0.0, limit)))
@@ -277,8 +292,19 @@ class DaskPool(Pool):
         return []
 
     # ------------------------------------------------------------------ the machinery
+    def _started(self, event: Any) -> None:
+        """A worker began a task (``STARTED`` event): its ``pool.timeout`` clock starts."""
+        _, message = event
+        with self._lock:
+            future = self._by_key.get(message.get("key"))
+            job = self._futures.get(future) if future is not None else None
+            if job is not None and job["started"] is None:
+                job["started"] = time.monotonic()
+
     def _collect(self, future: Any) -> Optional[Result]:
-        job = self._futures.pop(future, None)
+        with self._lock:
+            job = self._futures.pop(future, None)
+            self._by_key.pop(future.key, None)
         if job is None:  # cancelled by us after a timeout
             return None
         from distributed.scheduler import KilledWorker
@@ -322,14 +348,18 @@ class DaskPool(Pool):
         if self.timeout is None:
             return []
         now = time.monotonic()
-        late = [f for f, job in self._futures.items() if now - job["submitted"] >= self.timeout]
+        with self._lock:
+            late = [f for f, job in self._futures.items()
+                    if job["started"] is not None and now - job["started"] >= self.timeout]
         if not late:
             return []
         running_on = {key: addr for addr, keys in self._client.processing().items()
                       for key in keys}
         results = []
         for future in late:
-            job = self._futures.pop(future)
+            with self._lock:
+                job = self._futures.pop(future)
+                self._by_key.pop(future.key, None)
             worker = running_on.get(future.key)
             self._client.cancel([future], force=True)
             if worker is not None:  # its nanny takes seconds to stop it: do not wait here
@@ -343,8 +373,8 @@ class DaskPool(Pool):
                         f", worker {worker} restarted" if worker else "")
             results.append(self.failure(
                 job["task"]["index"], TIMEOUT, f"evaluation ran longer than pool.timeout "
-                f"({self.timeout:g} s, counted from submission); cancelled and its worker "
-                f"restarted", seconds=now - job["submitted"], worker=worker,
+                f"({self.timeout:g} s, counted from its start on a worker); cancelled and its "
+                f"worker restarted", seconds=now - job["started"], worker=worker,
                 device=self.device))
         return results
 

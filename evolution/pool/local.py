@@ -16,6 +16,7 @@ The standard ``multiprocessing.Pool`` is not used: it hangs when a worker dies.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -67,10 +68,19 @@ class _Worker:
             self.process.start()
         child.close()  # the child holds its end; ours closing lets either side see EOF
         self.pid = self.process.pid
+        self.spawned = time.monotonic()
         self.ready = False
         self.job: Optional[_Job] = None
         self.done = 0  # evaluations finished
         self.busy = 0.0
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of the worker's process group: processes an evaluation
+        forked (the worker leads its own group) must not outlive it."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # gone, or never got its own group
+            pass
 
     def give(self, job: _Job) -> None:
         self.job = job
@@ -91,7 +101,8 @@ class LocalPool(Pool):
     worker is killed (``timeout`` result). ``max_retries``: re-runs of an evaluation whose
     worker died (default 0 here; the config's default is 1). ``max_tasks_per_worker``: a
     worker is replaced after that many evaluations. ``memory_limit_mb``: ``RLIMIT_DATA`` of
-    each worker.
+    each worker. ``start_timeout``: seconds a worker may take to become ready (import torch and
+    say so) before it is killed and replaced.
     """
 
     name = "local"
@@ -99,7 +110,7 @@ class LocalPool(Pool):
     def __init__(self, workers: int = 1, threads: int = 1, *,
                  slots: Optional[Sequence[Slot]] = None, timeout: Optional[float] = None,
                  max_retries: int = 0, max_tasks_per_worker: Optional[int] = None,
-                 memory_limit_mb: Optional[int] = None):
+                 memory_limit_mb: Optional[int] = None, start_timeout: float = 300.0):
         import multiprocess
 
         super().__init__()
@@ -110,6 +121,7 @@ class LocalPool(Pool):
         self.max_retries = max_retries
         self.max_tasks_per_worker = max_tasks_per_worker
         self.memory_limit_mb = memory_limit_mb
+        self.start_timeout = start_timeout
         self._ctx = multiprocess.get_context("spawn")
         self._retired: list[Any] = []  # recycled processes on their way out
         self._pending: list[Result] = []  # results seen by wait_ready
@@ -129,7 +141,7 @@ class LocalPool(Pool):
                         "the GPU slots", workers, len(slots))
         return cls(threads=pool.threads_per_worker, slots=slots, timeout=pool.timeout,
                    max_retries=pool.max_retries, max_tasks_per_worker=pool.max_tasks_per_worker,
-                   memory_limit_mb=pool.memory_limit_mb)
+                   memory_limit_mb=pool.memory_limit_mb, start_timeout=pool.start_timeout)
 
     def _start(self, worker_id: int) -> _Worker:
         return _Worker(self._ctx, worker_id, self._slots[worker_id], self.threads,
@@ -205,10 +217,11 @@ class LocalPool(Pool):
 
         now = time.monotonic()
         limit = _HEARTBEAT_SECONDS if end is None else min(_HEARTBEAT_SECONDS, end - now)
-        if self.timeout is not None:
-            for w in self._workers:
-                if w.job is not None and w.job.started is not None:
-                    limit = min(limit, w.job.started + self.timeout - now)
+        for w in self._workers:
+            if self.timeout is not None and w.job is not None and w.job.started is not None:
+                limit = min(limit, w.job.started + self.timeout - now)
+            if not w.ready:
+                limit = min(limit, w.spawned + self.start_timeout - now)
         handles = [h for w in self._workers for h in (w.conn, w.process.sentinel)]
         wait_any(handles, timeout=max(0.0, limit))
         done: list[Result] = []
@@ -217,6 +230,7 @@ class LocalPool(Pool):
             if self._workers[w.id] is w and not w.process.is_alive():
                 done += self._died(w)
         done += self._expire()
+        self._unstarted()
         for process in [p for p in self._retired if not p.is_alive()]:
             process.join()
             self._retired.remove(process)
@@ -285,12 +299,14 @@ class LocalPool(Pool):
         self.restarts += 1
         return new
 
-    def _died(self, w: _Worker) -> list[Result]:
-        """``w`` is dead: replace it and run its job again, or give the job back ``crashed``."""
+    def _died(self, w: _Worker, reason: Optional[str] = None) -> list[Result]:
+        """``w`` is dead: replace it and run its job again, or give the job back ``crashed``.
+        A worker that dies before it is ready costs its job no attempt."""
         code = w.process.exitcode
-        how = _exit_text(code)
+        how = reason or _exit_text(code)
+        w.kill_group()
         if not w.ready:
-            if code is not None and code >= 0:  # exited by itself: it can never take work
+            if reason is None and code is not None and code >= 0:  # exited by itself
                 raise PoolError(
                     f"worker process {w.id} exited with code {code} before it could take "
                     f"work; its error output is above. A script that starts a run must guard it "
@@ -302,6 +318,10 @@ class LocalPool(Pool):
                                 f"memory, or pool.memory_limit_mb too low?")
         job = w.job
         new = self._replace(w)
+        if job is not None and not w.ready:  # it never started the job: not the job's fault
+            job.attempts -= 1
+            new.give(job)
+            return []
         if job is None:
             log.warning("idle worker %d (pid %s) died with %s; started a new one", w.id, w.pid,
                         how)
@@ -327,6 +347,21 @@ class LocalPool(Pool):
         return [self.failure(index, CRASHED, message, seconds=seconds, worker=w.id, pid=w.pid,
                              attempts=job.attempts, device=w.slot.worker_device, **retried)]
 
+    def _unstarted(self) -> None:
+        """Kill workers not ready ``start_timeout`` seconds after they were spawned (stopped,
+        or stuck importing torch); they count as deaths before ready, and a job they held goes
+        to their replacement without costing it an attempt."""
+        now = time.monotonic()
+        for w in list(self._workers):
+            if not w.ready and now - w.spawned >= self.start_timeout:
+                log.warning("worker %d (pid %s) was not ready %g s after it started "
+                            "(pool.start_timeout); killing it and starting another", w.id,
+                            w.pid, self.start_timeout)
+                w.process.kill()
+                w.process.join(timeout=5)
+                self._died(w, reason=f"not ready after pool.start_timeout "
+                                     f"({self.start_timeout:g} s)")
+
     def _expire(self) -> list[Result]:
         """Kill and replace workers whose evaluation ran past ``timeout``."""
         if self.timeout is None:
@@ -339,6 +374,7 @@ class LocalPool(Pool):
                 continue
             w.process.kill()
             w.process.join(timeout=5)
+            w.kill_group()
             self._replace(w)
             seconds = now - job.started
             w.busy += seconds
@@ -373,4 +409,5 @@ class LocalPool(Pool):
                 process.kill()
                 process.join(timeout=5)
         for w in self._workers:
+            w.kill_group()
             w.conn.close()
