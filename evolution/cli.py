@@ -133,6 +133,8 @@ def os_error_message(exc: OSError, run_dir: Optional[str] = None) -> str:
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         what = f"the disk is full{where}"
+    elif exc.errno == errno.EFBIG:
+        what = f"a file grew past the size limit (ulimit -f){where}"
     elif exc.errno in (errno.EROFS,):
         what = f"the file system is read-only{where}"
     elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -318,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "architecture as genome.png and genome.dot.")
     p.add_argument("target", metavar="GENOME|RUN_DIR",
                    help="a run directory, a genome string, or a JSON file with a genome")
-    p.add_argument("--out", metavar="DIR", help="where a genome drawing goes (default: .)")
+    p.add_argument("--out", metavar="DIR", help="where the drawing or the report goes "
+                   "(default: . for a genome, RUN_DIR/report for a run)")
     p.set_defaults(func=_cmd_show)
     return parser
 
@@ -344,6 +347,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # a typo or garbage on the command line
+            _error(f"a name on the command line is too long to be a file ({exc.strerror})")
+            return 2
         _error(os_error_message(exc))
         return 3
     except MemoryError:

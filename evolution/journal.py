@@ -22,7 +22,6 @@ permissions a plain ``open`` would give. Nothing is pickled. The read side is
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import json
@@ -311,7 +310,10 @@ class RunDirectory:
 
     def close(self) -> None:
         if not self._journal.closed:
-            self._journal.close()
+            try:
+                self._journal.close()
+            except OSError:  # a write that failed (disk full) cannot be flushed now either
+                pass
         self._lock.release()
 
     def __enter__(self) -> "RunDirectory":
@@ -474,6 +476,3 @@ def read_journal(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     yield from (upgrade(e) for e in read_events(path)[0])
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or the user's quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

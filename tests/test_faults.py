@@ -195,3 +195,190 @@ def test_files_written_atomically_get_the_umasks_permissions(tmp_path):
         assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+# --------------------------------------------------------------------------- folders
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from training.folders import replace_dir
+
+def build(tmp):
+    (tmp / "half.txt").write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed while the folder is being written
+
+replace_dir(Path(sys.argv[1]), build, owned=lambda p: True)
+"""
+
+
+def test_a_killed_folder_writer_leaves_the_old_folder_and_its_leftovers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from training.folders import replace_dir
+
+    target = tmp_path / "export"
+    replace_dir(target, lambda tmp: (tmp / "v1.txt").write_text("one"), owned=lambda p: True)
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)])
+    assert done.returncode == -9
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".export.")]
+    assert len(left) == 1 and left[0].endswith(".tmp")  # what the killed writer left
+    assert (target / "v1.txt").read_text() == "one"  # the old folder is whole
+    replace_dir(target, lambda tmp: (tmp / "v2.txt").write_text("two"), owned=lambda p: True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # leftovers removed
+    assert [p.name for p in target.iterdir()] == ["v2.txt"]
+
+
+def test_a_swap_interrupted_between_two_renames_is_restored(tmp_path):
+    from training.folders import clean_leftovers
+
+    old = tmp_path / ".export.old-1a2b3c4d"  # the first rename done, the second not
+    old.mkdir()
+    (old / "model.txt").write_text("kept")
+    clean_leftovers(tmp_path / "export")
+    assert (tmp_path / "export" / "model.txt").read_text() == "kept" and not old.exists()
+
+
+# --------------------------------------------------------------------------- the command line
+def evonas(*args, cwd, preexec=None, stdin=None, timeout=300):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "evolution.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec,
+                          stdin=stdin)
+
+
+def one_line_error(done, code: int, *needles: str) -> None:
+    """The command failed with ``code`` and one ``evonas: error:`` message (a config's may list
+    several keys below it), no traceback."""
+    assert done.returncode == code, (done.returncode, done.stderr[-2000:])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("evonas: error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    message = done.stderr[done.stderr.index("evonas: error:"):]
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_hit_mid_run_is_one_line_and_the_run_resumes_whole(
+        tiny, plugin, write_config, tmp_path):
+    import resource
+    import signal
+
+    path = write_config({**tiny, "search": SMALL, "strategy": STRATEGY["aging"],
+                         "evaluation": {"evaluator": plugin, "objective": "score"}})
+
+    def limited():  # the kernel refuses writes past 12 KiB (EFBIG), as a full disk would
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 1024, 12 * 1024))
+
+    done = evonas("run", path, "--name", "capped", cwd=tmp_path, preexec=limited)
+    one_line_error(done, 3, "size limit", "evonas resume ", "runs/capped`")
+    run_dir = tmp_path / "runs" / "capped"
+    partial = [e["index"] for e in read_journal(run_dir) if e["event"] == "result"]
+    assert 0 < len(partial) < 36
+    again = evonas("resume", run_dir, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    results = [e["index"] for e in read_journal(run_dir) if e["event"] == "result"]
+    assert sorted(results) == list(range(36))  # nothing lost, nothing repeated
+
+
+def test_a_run_directory_that_cannot_be_written_is_one_line(tiny, plugin, write_config,
+                                                            tmp_path):
+    """``/sys`` refuses new folders even to root: a real refusal by the kernel."""
+    path = write_config({**tiny, "runs_dir": "/sys/evonas-runs", "search": SMALL,
+                         "strategy": STRATEGY["random"],
+                         "evaluation": {"evaluator": plugin, "objective": "score"}})
+    one_line_error(evonas("run", path, cwd=tmp_path), 3, "permission denied", "/sys/evonas-runs",
+                   "nothing was run")
+
+
+@pytest.mark.parametrize("content, code, needle", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 2, "not UTF-8 text"),
+    ("search: {encoding: binary}  # caf\xe9\n".encode("latin-1"), 2, "not UTF-8 text"),
+    (b"name: ok\nseed: \x00\n", 2, "NUL bytes"),
+    (b"a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+     b"c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+     b"e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+     b"g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n", 2, "expand to"),
+    (b"name: " + b"x" * 300 + b"\n", 2, "name"),
+    (b"name: ..\n", 2, "outside runs_dir"),
+    (b"pool: {workers: 1000}\n", 2, "pool.workers"),
+    (b"search: {stages: [100000], channels: [8]}\n", 2, "at most 64 nodes"),
+    (b"search: {stages: [3], channels: [1000000000]}\n", 2, "at most 4096"),
+    (b"evaluation: {lr: .inf}\n", 2, "evaluation.lr"),
+])
+def test_bad_config_files_are_one_line_input_errors(tmp_path, content, code, needle):
+    (tmp_path / "bad.yaml").write_bytes(content)
+    done = evonas("run", "bad.yaml", cwd=tmp_path, timeout=60)
+    one_line_error(done, code, needle)
+    assert len(done.stderr) < 5000
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_huge_config_file_is_refused_before_it_is_parsed(tmp_path):
+    with open(tmp_path / "big.yaml", "w") as f:
+        f.write("search: {encoding: choice, choices: [")
+        f.write("[1, 2], " * 8_000_000)
+        f.write("]}\n")
+    done = evonas("run", "big.yaml", cwd=tmp_path, timeout=60)
+    one_line_error(done, 2, "at most 1,048,576 bytes")
+
+
+def test_show_of_absurd_input_is_one_line(tmp_path):
+    one_line_error(evonas("show", "1" * 1000, cwd=tmp_path), 2, "malformed genome string")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    one_line_error(evonas("show", "deep.json", cwd=tmp_path), 2)
+
+
+@pytest.mark.slow
+def test_status_into_a_closed_pipe_says_nothing(tiny, plugin, write_config, tmp_path):
+    import subprocess
+    import sys
+
+    path = write_config({**tiny, "search": SMALL, "strategy": STRATEGY["random"],
+                         "evaluation": {"evaluator": plugin, "objective": "score"}})
+    assert evonas("run", path, "--name", "piped", cwd=tmp_path).returncode == 0
+    status = subprocess.Popen([sys.executable, "-m", "evolution.cli", "status", "runs/piped"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status.stdout.read(10)
+    status.stdout.close()  # `| head -c 10`
+    err = status.stderr.read().decode()
+    assert status.wait(timeout=60) in (0, 141) and "Traceback" not in err, err
+
+
+# --------------------------------------------------------------------------- untrusted folders
+def test_load_model_refuses_a_folder_that_would_build_a_giant_model(tmp_path):
+    from genome import BinaryGenome
+    from training import ExportError, load_model
+
+    genome = BinaryGenome.from_string("1-11-111_1-11-111")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "genome.json").write_text(json.dumps({"genome": genome.to_dict()}))
+
+    def settings(**space):
+        (folder / "settings.json").write_text(json.dumps({
+            "format": "evonas-export", "space": {"in_channels": 3, "num_classes": 10, **space}}))
+
+    settings(channels=[10**9, 10**9])
+    with pytest.raises(Exception, match=r"one width \(1 to 4096\) per stage"):
+        load_model(folder)
+    settings(channels=[4096, 4096])  # allowed widths, but 1.5 billion parameters
+    with pytest.raises(ExportError, match="parameters, more than max_parameters"):
+        load_model(folder, max_parameters=10**9)
+    settings(channels=[4, 4], num_classes=10**7)
+    with pytest.raises(Exception, match="num_classes"):
+        load_model(folder)
+
+
+def test_ctrl_c_before_the_run_directory_exists_says_nothing_was_written(capsys):
+    from evolution.cli import _search
+
+    def start(progress):
+        raise KeyboardInterrupt  # during start-up: no run directory yet
+
+    assert _search(start) == 130
+    err = capsys.readouterr().err
+    assert "before the run started; nothing was written" in err and "resume" not in err

@@ -7,6 +7,7 @@ from the genome's bits here, independently of ``BinaryGenome.stage_graph``.
 from __future__ import annotations
 
 import random
+import re
 import struct
 import urllib.error
 from collections import Counter
@@ -608,3 +609,54 @@ def test_divergence_on_the_last_step_is_not_a_fitness(small_data):
 def test_unknown_optimizer(small_data):
     with pytest.raises(EvonasError, match="'lbfgs'"):
         training.score(CHAIN, {"channels": [4]}, small_data, {**QUICK, "optimizer": "lbfgs"}, 0)
+
+
+# ------------------------------------------------------------------------- data checked at load
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (np.where(np.arange(x.size).reshape(x.shape) == 77, np.nan, x), y),
+     "1 training input value(s) are NaN or infinite (the first in example 1)"),
+    (lambda x, y: (x, np.where(np.arange(len(y)) == 4, -1, y)), "range from -1 to 2"),
+    (lambda x, y: (x, np.stack([y, y], 1)), "one integer per example, shape (N,)"),
+    (lambda x, y: (x, y + 0.5), "must be integers"),
+    (lambda x, y: (x, np.where(np.arange(len(y)) == 0, 10**6, y)), "at most 10,000"),
+    (lambda x, y: (x, y.astype(str)), "must be integers"),
+    (lambda x, y: (x[:10], y), "with one label each, got x (10, 1, 8, 8) and y (20,)"),
+])
+def test_bad_data_stops_before_any_training(tmp_path, change, message):
+    x, y = change(np.zeros((20, 1, 8, 8), np.float32), np.arange(20) % 3)
+    path = tmp_path / "bad.npz"
+    np.savez(path, x_train=x, y_train=y)
+    with pytest.raises(DataError, match=re.escape(message)):
+        training.load_dataset({"dataset": "npz", "path": str(path)})
+
+
+def test_integral_float_labels_are_labels(tmp_path):
+    x = np.random.default_rng(0).normal(size=(30, 1, 4, 4)).astype(np.float32)
+    path = tmp_path / "floats.npz"
+    np.savez(path, x_train=x, y_train=(np.arange(30) % 3).astype(np.float64))
+    data = training.load_dataset({"dataset": "npz", "path": str(path)})
+    assert data.y_train.dtype == torch.int64 and data.num_classes == 3
+
+
+def test_npz_files_that_are_not_plain_arrays_are_refused(tmp_path):
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x_train=np.array([{"a": 1}] * 3, dtype=object), y_train=np.arange(3))
+    with pytest.raises(DataError, match="holds Python objects"):
+        training.load_dataset({"dataset": "npz", "path": str(objects)})
+    text = tmp_path / "text.npz"
+    text.write_text("x_train,y_train\n1,2\n")
+    with pytest.raises(DataError, match="is not a .npz file"):
+        training.load_dataset({"dataset": "npz", "path": str(text)})
+    # a header claiming 10**15 elements for a few bytes of data
+    liar = tmp_path / "liar.npz"
+    np.savez(liar, x_train=np.zeros((2, 1, 2, 2), np.float32), y_train=np.arange(2))
+    import zipfile
+    with zipfile.ZipFile(liar) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["x_train.npy"] = members["x_train.npy"].replace(b"(2, 1, 2, 2)",
+                                                            b"(10000000, 1, 100000, 1000)")
+    with zipfile.ZipFile(liar, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(DataError, match="claims shape"):
+        training.load_dataset({"dataset": "npz", "path": str(liar)})

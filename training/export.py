@@ -32,11 +32,8 @@ import json
 import logging
 import os
 import platform
-import shutil
 import statistics
-import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -49,6 +46,7 @@ from genome.errors import EvonasError
 from genome.jsonable import finite
 from training.data import DATASETS, load_dataset, normalization_axes
 from training.decode import build_model
+from training.folders import replace_dir as _replace_dir
 from training.tasks import get_task
 from training.trainer import count_flops
 
@@ -193,51 +191,9 @@ def is_export(path: str | os.PathLike) -> bool:
     return isinstance(settings, dict) and settings.get("format") == EXPORT_FORMAT
 
 
-def _publish(folder: Path) -> None:
-    """Give ``folder`` and everything in it the permissions of a plain ``mkdir`` / ``open``
-    (temp files and folders are private) and push its files to disk."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_dir():
-            path.chmod(0o777 & ~umask)
-        else:
-            path.chmod(0o666 & ~umask)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
 def replace_dir(target: Path, build, *, owned) -> Path:
-    """Call ``build(tmp)`` on a fresh temporary folder beside ``target``, then move it to
-    ``target``, replacing what was there. ``owned(target)`` says whether an existing,
-    non-empty ``target`` may be replaced (evonas replaces only what it wrote)."""
-    target = Path(target)
-    if target.exists():
-        if not target.is_dir():
-            raise ExportError(f"{target} exists and is not a folder; choose another output "
-                              f"folder")
-        if any(target.iterdir()) and not owned(target):
-            raise ExportError(f"{target} exists and is not an evonas export; choose a new "
-                              f"folder or empty this one (evonas replaces only its own exports)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        build(tmp)
-        _publish(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    """:func:`training.folders.replace_dir` with export errors."""
+    return _replace_dir(target, build, owned=owned, error=ExportError)
 
 
 def _max_diff(a: torch.Tensor, b: Any) -> float:

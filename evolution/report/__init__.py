@@ -24,8 +24,10 @@ __all__ = ["REPORT_DIR", "ReportError", "RunData", "draw_genome", "genome_dot", 
            "load_genome", "load_run", "report_run", "show"]
 
 
-def report_run(run_dir: str | os.PathLike) -> list[Path]:
-    """Write the figures of a run and ``report.md`` into ``run_dir/report/``.
+def report_run(run_dir: str | os.PathLike,
+               out_dir: Optional[str | os.PathLike] = None) -> list[Path]:
+    """Write the figures of a run and ``report.md`` into ``run_dir/report/`` (or
+    ``out_dir``).
 
     Figures (PNG): ``fitness.png`` (every evaluation's first objective against its index, best
     so far, failures and cache hits marked), ``accuracy_params.png`` (accuracy against
@@ -37,7 +39,7 @@ def report_run(run_dir: str | os.PathLike) -> list[Path]:
     without results.
     """
     data = load_run(run_dir)
-    out = data.path / REPORT_DIR
+    out = Path(out_dir) if out_dir is not None else data.path / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     notes: dict[str, str] = {}
@@ -63,8 +65,17 @@ def report_run(run_dir: str | os.PathLike) -> list[Path]:
 def show(target: str | os.PathLike, out_dir: Optional[str | os.PathLike] = None,
          name: str = "genome") -> list[Path]:
     """What ``evonas show TARGET`` does: a run directory gets :func:`report_run` (into its
-    ``report/``); anything else is a genome for :func:`draw_genome` into ``out_dir`` (default:
-    the current directory)."""
-    if Path(target).is_dir():
-        return report_run(target)
+    ``report/``, or ``out_dir``); anything else is a genome for :func:`draw_genome` into
+    ``out_dir`` (default: the current directory). A target that looks like a path (it has a
+    ``/`` but no ``@``, as cell genomes do) and does not exist is an error saying so."""
+    text = os.fspath(target)
+    try:
+        is_dir = Path(text).is_dir()
+    except OSError:  # a name too long to be a path: a (malformed) genome string
+        is_dir = False
+    if is_dir:
+        return report_run(target, out_dir)
+    if os.sep in text and "@" not in text and not Path(text).exists():
+        raise ReportError(f"{text!r} does not exist; give a run directory (e.g. runs/<name>), "
+                          f"a genome string, or a JSON file holding a genome")
     return draw_genome(target, Path(out_dir) if out_dir is not None else Path.cwd(), name)
