@@ -73,8 +73,21 @@ class ProgressPrinter:
 def _print_summary(summary: Any) -> None:
     print()
     if summary.best is None:
-        print(f"no evaluation succeeded ({summary.failures} failed); see the messages in "
-              f"{summary.run_dir}/journal.jsonl")
+        from collections import Counter
+
+        from evolution.record import RunRecord
+        from evolution.results import user_frames
+
+        failed = RunRecord(summary.run_dir).not_ok
+        common, count = Counter(r.get("message", "") for r in failed).most_common(1)[0] \
+            if failed else ("", 0)
+        example = next((r for r in failed if r.get("message") == common), {})
+        print(f"no evaluation succeeded ({summary.failures} failed); the most common failure "
+              f"({count} of {len(failed)}): {common}")
+        frames = user_frames(example.get("traceback") or "")
+        if frames:
+            print(f"in your code:\n{frames}")
+        print(f"every message is in {summary.run_dir}/journal.jsonl")
         return
     best, final = summary.best, summary.final
     genome = summary.best_genome
@@ -92,10 +105,13 @@ def _print_summary(summary: Any) -> None:
     else:  # a user evaluator: its own metrics
         rows += [(name, _fmt(value) if isinstance(value, float) else str(value))
                  for name, value in best["metrics"].items()]
+    done = "evaluated by the evaluator" if summary.evaluator else "trained"
+    spent = f"in {summary.seconds:.1f} s"
+    if summary.total_seconds is not None and summary.total_seconds > summary.seconds + 0.05:
+        spent += f" ({summary.total_seconds:.1f} s over all of the run's sessions)"
     rows += [
-        ("evaluations", f"{summary.evaluations} ({summary.trained} trained, "
-                        f"{summary.cache_hits} cache hits, {summary.failures} failed) "
-                        f"in {summary.seconds:.1f} s"),
+        ("evaluations", f"{summary.evaluations} ({summary.trained} {done}, "
+                        f"{summary.cache_hits} cache hits, {summary.failures} failed) {spent}"),
         ("run directory", str(summary.run_dir)),
     ]
     width = max(len(r[0]) for r in rows)
@@ -205,7 +221,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
           f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
           f"objectives     {', '.join(st['objectives'])}\n"
           f"results        {statuses}\n"
-          f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s)")
+          f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s), each from its "
+          f"start (workers, data) to its last event (final training included)")
     if st["test_accuracy"] is not None:
         print(f"test accuracy  {_fmt(st['test_accuracy'])} (best genome, retrained)")
     if st["best"]:
@@ -228,8 +245,11 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             parser.error("export --genome needs --config and --out, and no RUN_DIR")
         print(export_genome(args.genome, args.config, args.out, formats=args.formats))
         return 0
-    if not args.run_dir or args.config or args.out:
+    if not args.run_dir:
         parser.error("export needs a RUN_DIR, or --genome with --config and --out")
+    if args.config or args.out:
+        parser.error(f"{'--config' if args.config else '--out'} is for export --genome; a run's "
+                     f"export always goes to RUN_DIR/export (here {args.run_dir}/export)")
 
     def progress(event: dict[str, Any]) -> None:
         if event["event"] == "export_train":

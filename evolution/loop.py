@@ -23,11 +23,14 @@ from typing import Any, Callable, Optional
 
 from evolution.config import Config, ConfigError
 from evolution.journal import (CONFIG, FORMAT, IDENTITY, JOURNAL, SNAPSHOT, RunDirectory,
-                               RunDirectoryError, differences, frozen_config, read_snapshot)
+                               RunDirectoryError, differences, frozen_config, read_events,
+                               read_snapshot)
 from evolution.objectives import Objectives
+from evolution.record import sessions_seconds
 from evolution.pool import Pool, make_pool
 from evolution.evaluator import EvaluatorError
-from evolution.results import CRASHED, FAILED, OK, cache_entry, cache_hit, result_event
+from evolution.results import (CRASHED, FAILED, OK, cache_entry, cache_hit, result_event,
+                               user_frames)
 from evolution.strategies import STRATEGIES, Ask, make_strategy
 from evolution.worker import make_task
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 UNUSABLE = ("EvaluatorError", "MissingMetricError")
 """Failures that say the evaluator cannot work at all, not that a genome is bad."""
+FAIL_FAST = 3
+"""A run whose first this many evaluations raise the same exception in the user's code stops."""
 
 
 def derive_seed(run_seed: int, index: int) -> int:
@@ -57,6 +62,8 @@ class RunSummary:
     best: Optional[dict[str, Any]] = None
     final: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"
+    total_seconds: Optional[float] = None  # every session of the run; ``seconds``: this one
+    evaluator: bool = False  # a user evaluator computed the metrics (nothing was trained)
 
     @property
     def best_genome(self) -> Optional[str]:
@@ -81,8 +88,8 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
                 "trained": self.trained, "cache_hits": self.cache_hits,
-                "failures": self.failures, "seconds": self.seconds, "best": self.best,
-                "final": self.final}
+                "failures": self.failures, "seconds": self.seconds,
+                "total_seconds": self.total_seconds, "best": self.best, "final": self.final}
 
 
 class Search:
@@ -119,6 +126,7 @@ class Search:
         self.held: dict[int, dict[str, Any]] = {}        # deterministic: results held for order
         self.replaying = False
         self._unwritten: list[dict[str, Any]] = []  # replay: strategy events not yet seen
+        self._first_failures: Optional[list] = []  # live: the run's first, alike failures
         self._since_snapshot = 0
 
     # ------------------------------------------------------------------------------ live loop
@@ -168,6 +176,28 @@ class Search:
             f"{self.config.evaluation.evaluator!r}: {result.get('message')}. Nothing was "
             f"recorded for it; fix the evaluator and continue with `evonas resume "
             f"{self.run_dir.path}`")
+
+    def _stop_if_failing_alike(self, event: dict[str, Any]) -> None:
+        """The first :data:`FAIL_FAST` evaluations all raised the same exception in the user's
+        own code (an evaluator that fails on every genome): stop instead of spending the budget.
+        They stay recorded as failures; fix the evaluator and start the run again."""
+        if event["status"] != FAILED or self.counts["evaluations"] > self.counts["failures"]:
+            self._first_failures = None  # a success, or something else: not failing alike
+            return
+        if self._first_failures is None:
+            return
+        frames = user_frames(event.get("traceback") or "")
+        same = (frames and (not self._first_failures
+                            or self._first_failures[0]["message"] == event["message"]))
+        if not same:
+            self._first_failures = None
+            return
+        self._first_failures.append(event)
+        if len(self._first_failures) >= FAIL_FAST:
+            raise EvaluatorError(
+                f"the first {FAIL_FAST} evaluations all failed alike in your code: "
+                f"{event['message']}\n{frames}\nThey are recorded as failures in "
+                f"{self.run_dir.path}; fix the evaluator and start the run again")
 
     def _start(self, ask: Ask) -> None:
         index = self.next_index
@@ -237,6 +267,8 @@ class Search:
         elif self.best is None or (self.objectives.rank_key(event)
                                    < self.objectives.rank_key(self.best)):
             self.best = event
+        if not self.replaying:
+            self._stop_if_failing_alike(event)
         if not self.replaying:
             self.progress({**event, "best": self.best and self.best["values"][0],
                            **self.counts, "running": self.pool.running,
@@ -346,8 +378,9 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
         stack.enter_context(run_dir)
         log.info("run directory %s; %s", run_dir.path, task)
         search = _rebuild(config, run_dir, pool, space, progress, events)
-        run_dir.append({"event": "session", "time": time.time(), "pid": os.getpid(),
-                        "resumed": bool(events), "workers": pool.slots, "format": FORMAT})
+        run_dir.append({"event": "session", "time": time.time(), "started": start,
+                        "pid": os.getpid(), "resumed": bool(events), "workers": pool.slots,
+                        "format": FORMAT})
         progress({"event": "start", "run_dir": str(run_dir.path),
                   "budget": config.strategy.budget, "workers": pool.slots, "data": task,
                   "done": search.counts["evaluations"]})
@@ -360,8 +393,12 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
 
             progress({"event": "final_training", "index": search.best["index"]})
             final = save_best(run_dir.path, config, search.best)
-        summary = RunSummary(run_dir.path, seconds=time.time() - start, best=search.best,
-                             final=final, task=config.task.name, **search.counts)
+        now = time.time()
+        run_dir.append({"event": "end", "time": now, "seconds": now - start})
+        summary = RunSummary(run_dir.path, seconds=now - start,
+                             total_seconds=sessions_seconds(read_events(run_dir.path)[0]),
+                             best=search.best, final=final, task=config.task.name,
+                             evaluator=bool(config.evaluation.evaluator), **search.counts)
         run_dir.write_json("summary.json", summary.to_dict())
         return summary
 

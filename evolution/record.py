@@ -187,18 +187,31 @@ class RunRecord:
         return out
 
     def seconds(self) -> float:
-        """Wall time the run's sessions took: each from its start to its last event."""
-        sessions = [e["time"] for e in self.events if e.get("event") == "session"]
-        times = [e["time"] for e in self.events if isinstance(e.get("time"), (int, float))]
-        spent, bounds = 0.0, sessions + [float("inf")]
-        for begin, end in zip(bounds, bounds[1:]):
-            inside = [t for t in times if begin <= t < end]
-            spent += (max(inside) - begin) if inside else 0.0
-        return spent
+        """Wall time the run's sessions took (see :func:`sessions_seconds`)."""
+        return sessions_seconds(self.events)
 
     @property
     def sessions(self) -> int:
         return sum(e.get("event") == "session" for e in self.events)
+
+
+def sessions_seconds(events: list[dict[str, Any]]) -> float:
+    """Wall time of every session of a journal, summed: each from its process's start (the
+    ``session`` event's ``started``: starting workers and loading data included) to its last
+    event (the ``end`` event after the final training, for a session that finished)."""
+    spent, begin, last = 0.0, None, None
+    for event in events:
+        when = event.get("time")
+        if not isinstance(when, (int, float)):
+            continue
+        if event.get("event") == "session":
+            if begin is not None:
+                spent += last - begin
+            begin = event.get("started", when)
+        last = when
+    if begin is not None:
+        spent += last - begin
+    return spent
 
 
 def _read_json(path: Path) -> Optional[dict[str, Any]]:

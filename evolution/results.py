@@ -98,3 +98,30 @@ def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
 def cache_entry(event: dict[str, Any]) -> dict[str, Any]:
     """What the cache keeps of a result event: enough to answer a later identical ask."""
     return {k: event.get(k) for k in ("index", "status", "values", "metrics", "message")}
+
+
+def user_frames(traceback_text: str, most: int = 3) -> str:
+    """The last ``most`` frames of a formatted traceback that lie in the user's own code (not
+    in evonas, the standard library or installed packages), with the exception line: what to
+    show of a failure the user's evaluator raised. Empty when no frame is the user's."""
+    import os
+    import sysconfig
+
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    skipped = [os.path.join(ours, name) for name in ("evolution", "genome", "training", "evonas")]
+    skipped += [p for p in {sysconfig.get_path("stdlib"), sysconfig.get_path("purelib"),
+                            sysconfig.get_path("platlib")} if p]
+    lines = traceback_text.rstrip().splitlines()
+    frames: list[list[str]] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith('File "'):
+            path = stripped[6:stripped.find('"', 6)]
+            frames.append([line] if not any(os.path.abspath(path).startswith(p + os.sep)
+                                            for p in skipped) else [])
+        elif frames and frames[-1] and line.startswith("    ") and len(frames[-1]) < 2:
+            frames[-1].append(line)
+    mine = [f for f in frames if f][-most:]
+    if not mine:
+        return ""
+    return "\n".join([*(line for frame in mine for line in frame), lines[-1]])

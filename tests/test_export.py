@@ -398,8 +398,8 @@ def test_unknown_format_lists_the_valid_ones(binary_run):
 
 def test_missing_onnx_says_what_to_install(binary_run, monkeypatch, write_config, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
-    message = r"onnxruntime, which is not installed: run `pip install evonas\[export\]` " \
-              r"\(or `pip install onnx onnxruntime`\)"
+    message = r"onnxruntime, which is not installed: run `pip install onnx onnxruntime " \
+              r"onnxscript` \(from a checkout of evonas: `.venv/bin/pip install -e '.\[export\]'`\)"
     with pytest.raises(ExportError, match=message):
         export_run(binary_run)
     with pytest.raises(ExportError, match=message):

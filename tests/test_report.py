@@ -388,3 +388,80 @@ def test_show_dispatches_on_run_directories_and_genomes(tiny, tmp_path):
                                                          "generations": 0}}))
     assert (summary.run_dir / "report" / "report.md") in show(summary.run_dir)
     assert [p.name for p in show("1-01", tmp_path / "drawing")] == ["genome.png", "genome.dot"]
+
+
+# --------------------------------------------------------------------------- figures at scale
+def synthetic_run(tmp_path, evaluations: int, strategy: str = "genetic", failed: bool = False,
+                  params=lambda i: 1000 + 10 * i) -> Path:
+    """A run directory written through RunDirectory: ``evaluations`` results of a genetic run
+    (population 10: a generation event every 10) or a random one."""
+    from evolution.journal import RunDirectory
+
+    strategies = {"genetic": {"name": "genetic", "population": 10,
+                              "generations": evaluations // 10 - 1},
+                  "random": {"name": "random", "evaluations": evaluations}}
+    config = config_from_dict({"runs_dir": str(tmp_path / "runs"), "name": f"s{evaluations}",
+                               "search": {"encoding": "choice", "choices": [[0, 1]] * 16},
+                               "strategy": strategies[strategy],
+                               "evaluation": {"evaluator": "x:y", "objective": "score"}})
+    with RunDirectory.create(config.runs_dir, config.name, config.to_dict(), exact=True) as rd:
+        for i in range(evaluations):
+            genome = {"encoding": "choice", "values": [int(b) for b in f"{i:016b}"]}
+            rd.append({"event": "ask", "index": i, "ticket": i, "seed": i, "genome": genome,
+                       "key": json.dumps(genome["values"]), "time": float(i)})
+            ok = not failed
+            rd.append({"event": "result", "index": i, "genome": genome, "seed": i,
+                       "key": json.dumps(genome["values"]), "status": "ok" if ok else "failed",
+                       "values": [1.0 if i == 7 else (i % 13) / 13] if ok else None,
+                       "metrics": {"score": (i % 13) / 13, "params": params(i)} if ok else {},
+                       "message": "" if ok else "boom", "cached": False,
+                       "started": float(i), "finished": i + 0.5})
+            if strategy == "genetic" and i % 10 == 9:
+                rd.append({"event": "generation", "generation": i // 10, "best": 1.0,
+                           "mean": 0.5, "failures": 0, "time": i + 0.6})
+    return rd.path
+
+
+def test_an_all_failed_run_shows_every_failure(tmp_path):
+    from evolution.report import load_run, plot_fitness
+
+    data = load_run(synthetic_run(tmp_path, 4, "random", failed=True))
+    figure = plot_fitness(data)
+    lo, hi = figure.axes[0].get_xlim()
+    assert lo < 0 and hi > 3  # all four crosses inside the axis, not only the first
+    ticks = [t for t in figure.axes[0].get_xticks() if lo <= t <= hi]
+    assert all(float(t).is_integer() for t in ticks)  # evaluation indices: integer ticks
+
+
+@pytest.mark.parametrize("evaluations", [60, 500, 5000])
+def test_long_runs_stay_readable(tmp_path, evaluations):
+    from evolution.report import load_run, plot_fitness, plot_spread
+    from evolution.report.figures import MAX_GROUPS, MAX_LINES
+
+    data = load_run(synthetic_run(tmp_path, evaluations))
+    spread = plot_spread(data)
+    assert spread.get_size_inches()[0] <= 16
+    boxes = len(spread.axes[0].get_xticks())
+    generations = evaluations // 10
+    assert boxes <= MAX_GROUPS and boxes == -(-generations // -(-generations // MAX_GROUPS))
+    fitness = plot_fitness(data)
+    lines = [line for line in fitness.axes[0].get_lines() if line.get_linestyle() == "-"
+             and len(set(line.get_xdata())) == 1]  # the vertical generation lines
+    assert 1 <= len(lines) <= MAX_LINES
+    labels = [t.get_text() for t in fitness.legends[0].get_texts()]
+    assert any("generation starts" in label for label in labels)
+    assert "best 1.0000 (evaluation 7)" in labels
+    assert any(label.startswith("evaluated (") for label in labels)  # an evaluator: no training
+
+
+def test_a_parameter_range_under_a_decade_gets_a_linear_labelled_axis(tmp_path):
+    from evolution.report import load_run, plot_accuracy_params
+
+    data = load_run(synthetic_run(tmp_path, 40, "random", params=lambda i: 40_000 + 500 * i))
+    axis = plot_accuracy_params(data).axes[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(axis.figure).draw()
+    assert axis.get_xscale() == "linear"
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert len(labels) >= 3, labels

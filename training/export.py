@@ -58,7 +58,8 @@ EXPORT_FORMAT = "evonas-export"
 EXPORT_VERSION = 1
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-ONNX_INSTALL = "pip install evonas[export]` (or `pip install onnx onnxruntime`)"
+ONNX_INSTALL = ("pip install onnx onnxruntime onnxscript` (from a checkout of evonas: "
+                "`.venv/bin/pip install -e '.[export]'`)")
 
 # An exported graph may differ from the eager model by float rounding only.
 TORCHSCRIPT_TOLERANCE = 1e-5

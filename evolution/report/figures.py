@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from evolution.report.data import (RANDOM_WINDOW, RunData, count, mantissa, number, si,
-                                   value)
+from evolution.report.data import (RANDOM_WINDOW, Group, RunData, count, mantissa, number,
+                                   si, value)
 from evolution.results import OK
 from evolution.strategies import STRATEGIES
 
@@ -45,18 +45,31 @@ def _title(data: RunData) -> str:
     return f"run {name}  ({kind}, {len(data.results)} evaluations{state})"
 
 
+MAX_GROUPS = 40
+"""Boxes (generations or windows) a spread figure shows; longer runs are binned."""
+MAX_LINES = 20
+"""Generation lines a fitness figure draws; longer runs mark every k-th generation."""
+
+
+def _done(data: RunData) -> str:
+    """What an evaluation did: the built-in trainer trains; a user evaluator evaluates."""
+    return "evaluated" if data.config.evaluation.evaluator else "trained"
+
+
 def plot_fitness(data: RunData) -> Figure:
-    """Fitness of every evaluation against its index, with the best-so-far line. Trained
-    results are filled dots, cache hits (an architecture evaluated before) open circles, and
-    non-ok results red crosses along the bottom edge."""
+    """The first objective of every evaluation against its index, with the best-so-far line.
+    Trained (or evaluated) results are filled dots, cache hits (an architecture evaluated
+    before) open circles, and non-ok results red crosses along the bottom edge."""
     figure, ax = _new_figure(9, 4.8)
     ok = sorted(data.ok, key=lambda r: r["index"])
     trained = [r for r in ok if not r.get("cached")]
     cached = [r for r in ok if r.get("cached")]
     failed = data.not_ok
+    last = max(r["index"] for r in data.results)
     if trained:
         ax.scatter([r["index"] for r in trained], [value(r) for r in trained], s=20,
-                   color="tab:blue", alpha=0.8, zorder=3, label=f"trained ({len(trained)})")
+                   color="tab:blue", alpha=0.8, zorder=3,
+                   label=f"{_done(data)} ({len(trained)})")
     if cached:
         ax.scatter([r["index"] for r in cached], [value(r) for r in cached], s=34,
                    facecolors="none", edgecolors="tab:gray", linewidths=1.0, zorder=3,
@@ -68,13 +81,12 @@ def plot_fitness(data: RunData) -> Figure:
             best = pick(best, value(r))
             xs.append(r["index"])
             ys.append(best)
-        last = max(r["index"] for r in data.results)
         ax.step(xs + [last], ys + [ys[-1]], where="post", color="tab:green", lw=2, zorder=2,
                 label="best so far")
         top = data.best(1)[0]
         ax.scatter([top["index"]], [value(top)], marker="*", s=220, color="gold",
                    edgecolors="black", linewidths=0.7, zorder=4,
-                   label=f"best {value(top):.4g} (evaluation {top['index']})")
+                   label=f"best {value(top):.4f} (evaluation {top['index']})")
         values = [value(r) for r in ok]
         lo, hi = min(values), max(values)
         span = hi - lo or max(abs(hi), 1.0) * 0.1
@@ -91,6 +103,9 @@ def plot_fitness(data: RunData) -> Figure:
                    color="tab:red", linewidths=1.5, transform=bottom, zorder=4, clip_on=False,
                    label=f"not ok, drawn at the bottom ({text})")
     _mark_groups(ax, data)
+    margin = max(0.5, 0.01 * last)  # the blended failure marks do not widen the axis
+    ax.set_xlim(-margin, last + margin)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluation index")
     ax.set_ylabel(data.objective)
     ax.set_title(_title(data))
@@ -100,19 +115,24 @@ def plot_fitness(data: RunData) -> Figure:
 
 
 def _mark_groups(ax: Any, data: RunData) -> None:
-    """Faint vertical lines where generations start (genetic) or where aging evolution's
-    mutations start (after the random initial population)."""
+    """Faint vertical lines where generations start (genetic; every k-th one when there are
+    more than :data:`MAX_LINES`), or where aging evolution's mutations start (after the random
+    initial population), each explained in the legend."""
     strategy = data.config.strategy
     if strategy.name == "genetic" and len(data.groups) > 1:
-        for group in data.groups[1:]:
-            start = min(r["index"] for r in group.results)
-            ax.axvline(start - 0.5, color="gray", lw=0.6, alpha=0.4, zorder=1)
+        every = math.ceil((len(data.groups) - 1) / MAX_LINES)
+        for g, group in enumerate(data.groups[1:], 1):
+            if g % every == 0:
+                start = min(r["index"] for r in group.results)
+                ax.axvline(start - 0.5, color="gray", lw=0.6, alpha=0.4, zorder=1,
+                           label=None if g > every else
+                           ("a generation starts" if every == 1
+                            else f"every {every}th generation starts"))
     elif strategy.name == "aging":
         population = strategy.population
         if any(r["index"] >= population for r in data.results):
-            ax.axvline(population - 0.5, color="gray", lw=0.8, ls="--", alpha=0.7, zorder=1)
-            ax.text(population - 0.5, 0.98, " mutations start", transform=blended_transform_factory(
-                ax.transData, ax.transAxes), fontsize=8, color="gray", va="top")
+            ax.axvline(population - 0.5, color="gray", lw=0.8, ls="--", alpha=0.7, zorder=1,
+                       label="mutations start (after the random population)")
 
 
 def plot_accuracy_params(data: RunData) -> Optional[Figure]:
@@ -120,9 +140,9 @@ def plot_accuracy_params(data: RunData) -> Optional[Figure]:
     first successful evaluation), coloured by evaluation index, with the Pareto front (most
     accurate for at most that many parameters) and the best genome starred. ``None`` when no
     ok result records ``params``."""
-    metric = "val_accuracy"
+    metric, larger = "val_accuracy", True
     if not any(number(r.get("metrics", {}).get(metric)) is not None for r in data.ok):
-        metric = data.objective
+        metric, larger = data.objective, data.maximise
     points: dict[str, tuple[float, float, int]] = {}
     for r in sorted(data.ok, key=lambda r: r["index"]):
         metrics = r.get("metrics") or {}
@@ -140,11 +160,12 @@ def plot_accuracy_params(data: RunData) -> Optional[Figure]:
     colorbar = figure.colorbar(dots, ax=ax, label="evaluation index")
     colorbar.locator = MaxNLocator(integer=True)
     colorbar.update_ticks()
-    order = np.lexsort((-values, params))
+    better = values if larger else -values
+    order = np.lexsort((-better, params))
     front_x, front_y, best = [], [], -math.inf
     for i in order:
-        if values[i] > best:
-            best = values[i]
+        if better[i] > best:
+            best = better[i]
             front_x.append(params[i])
             front_y.append(values[i])
     ax.step(front_x, front_y, where="post", color="tab:orange", lw=1.5, zorder=2,
@@ -154,12 +175,16 @@ def plot_accuracy_params(data: RunData) -> Optional[Figure]:
         p, v, i = points[top.get("key") or str(top["index"])]
         ax.scatter([p], [v], marker="*", s=240, color="gold", edgecolors="black", linewidths=0.7,
                    zorder=4, label=f"best (evaluation {i}, {count(p)} params)")
-    ax.set_xscale("log")
     decades = math.log10(max(params.max(), 1) / max(params.min(), 1))
+    if decades >= 1:  # a log axis, its decades labelled (and 2, 5 within, when few)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(FuncFormatter(
+            lambda x, _: si(x) if decades < 2 and mantissa(x) in (2, 5) else ""))
+        ax.set_xlabel("parameters (log scale)")
+    else:  # under a decade a log axis shows one label at most: a linear one reads better
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.set_xlabel("parameters")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: si(x)))
-    ax.xaxis.set_minor_formatter(FuncFormatter(
-        lambda x, _: si(x) if decades < 1.2 and mantissa(x) in (2, 3, 5) else ""))
-    ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("validation accuracy" if metric == "val_accuracy" else metric)
     ax.set_title(f"{_title(data)}\n{len(points)} distinct architectures")
     ax.grid(alpha=0.3, which="both")
@@ -167,13 +192,29 @@ def plot_accuracy_params(data: RunData) -> Optional[Figure]:
     return figure
 
 
+def binned(groups: list[Group], most: int = MAX_GROUPS) -> tuple[list[Group], int]:
+    """``groups`` merged into at most ``most`` bins of ``k`` consecutive groups each; returns
+    the bins (labelled first-last of the groups' labels) and ``k``."""
+    k = max(1, math.ceil(len(groups) / most))
+    if k == 1:
+        return groups, 1
+    bins = []
+    for start in range(0, len(groups), k):
+        part = groups[start:start + k]
+        first, last = part[0].label.split("-")[0], part[-1].label.split("-")[-1]
+        bins.append(Group(f"{first}-{last}", [r for g in part for r in g.results],
+                          all(g.closed for g in part)))
+    return bins, k
+
+
 def plot_spread(data: RunData) -> Figure:
-    """Box plots of the ok fitness in each generation (genetic) or window of results (aging:
-    the population size, so a window is the population at its end; random: 10), with the
-    points over them and the count of non-ok results in red above each box."""
-    groups = data.groups
+    """Box plots of the ok values of the first objective in each generation (genetic) or window
+    of results (aging: the population size, so a window is the population at its end; random:
+    10), with the points over them and the count of non-ok results in red above each box. A run
+    of more than :data:`MAX_GROUPS` groups is shown in bins of consecutive ones."""
+    groups, per_bin = binned(data.groups)
     n = len(groups)
-    figure, ax = _new_figure(min(30.0, max(6.5, 0.45 * n + 2.5)), 4.8)
+    figure, ax = _new_figure(min(16.0, max(6.5, 0.3 * n + 2.5)), 4.8)
     positions = list(range(1, n + 1))
     values = [[value(r) for r in g.results if _is_ok(r)] for g in groups]
     with_values = [(p, v) for p, v in zip(positions, values) if v]
@@ -183,8 +224,9 @@ def plot_spread(data: RunData) -> Figure:
                    boxprops={"facecolor": "#cfe2f3", "edgecolor": "#3d6e99"},
                    medianprops={"color": "#b45f06", "lw": 1.8}, zorder=2)
         for p, v in with_values:
-            offsets = np.linspace(-0.18, 0.18, len(v)) if len(v) > 1 else np.zeros(1)
-            ax.scatter(p + offsets, v, s=10, color="#1f4e79", alpha=0.6, zorder=3)
+            shown = v if len(v) <= 200 else v[:: math.ceil(len(v) / 200)]
+            offsets = np.linspace(-0.18, 0.18, len(shown)) if len(shown) > 1 else np.zeros(1)
+            ax.scatter(p + offsets, shown, s=10, color="#1f4e79", alpha=0.6, zorder=3)
         flat = [x for _, v in with_values for x in v]
         lo, hi = min(flat), max(flat)
         span = hi - lo or max(abs(hi), 1.0) * 0.1
@@ -195,18 +237,20 @@ def plot_spread(data: RunData) -> Figure:
         if bad:
             ax.text(p, 0.97, f"{bad} ✗", transform=top, ha="center", va="top", fontsize=8,
                     color="tab:red")
-    step = max(1, math.ceil(n / 40))
-    ax.set_xticks(positions[::step])
-    ax.set_xticklabels([g.label + ("*" if not g.closed else "") for g in groups][::step],
+    ax.set_xticks(positions)
+    ax.set_xticklabels([g.label + ("*" if not g.closed else "") for g in groups],
                        rotation=0 if n <= 12 else 60, fontsize=8)
     ax.set_xlim(0.3, n + 0.7)
+    binned_note = f", {per_bin} per box" if per_bin > 1 else ""
     if data.config.strategy.name == "genetic":
-        ax.set_xlabel("generation")
-        what = "population of each generation"
+        ax.set_xlabel(f"generation{'s' if per_bin > 1 else ''}{binned_note}")
+        what = "the population of each generation" if per_bin == 1 else \
+            f"every {per_bin} generations"
     else:
-        size = len(groups[0].results) if groups else RANDOM_WINDOW
-        ax.set_xlabel(f"evaluations (windows of {size} results, in the order they finished)")
-        what = "each window of results"
+        size = len(data.groups[0].results) if data.groups else RANDOM_WINDOW
+        ax.set_xlabel(f"evaluations (windows of {size} results{binned_note}, in the order "
+                      f"they finished)")
+        what = "each window of results" if per_bin == 1 else f"every {per_bin} windows"
     if any(not g.closed for g in groups):
         ax.set_xlabel(ax.get_xlabel() + ";  * still open")
     ax.set_ylabel(data.objective)
