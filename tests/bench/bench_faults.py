@@ -33,13 +33,22 @@ import yaml  # noqa: E402
 from evolution.journal import JOURNAL, RunDirectory, RunDirectoryError, read_journal  # noqa: E402
 
 EVALUATOR = '''
+import os
 import time
+from pathlib import Path
 
-def score(genome, settings):
-    """Deterministic; 20 ms, so that a kill lands in the middle of a run."""
-    time.sleep(0.02)
+def score(genome, settings, seconds=0.02):
+    """Deterministic; 20 ms, so that a kill lands in the middle of a run. While it evaluates, a
+    file busy/<pid> names the worker, for the bench to kill it there."""
+    busy = Path("busy") / str(os.getpid())
+    busy.touch()
+    time.sleep(seconds)
     v = list(genome.values)
+    busy.unlink()
     return {"score": (9 * v[0] + 3 * v[1] + v[2]) / 26.0}
+
+def slow(genome, settings):
+    return score(genome, settings, seconds=0.6)
 
 def hangs(genome, settings):
     if settings["index"] == 3:
@@ -118,7 +127,8 @@ def driver_kills(work: Path, ref: list, times: int) -> Row:
     rng = random.Random(0)
     run_dir = work / "runs" / "killed"
     config = write_config(work, "killed")
-    proc = evonas("run", config, "--name", "killed", cwd=work)
+    again = ("run", config, "--name", "killed", "--resume")  # what a pre-emptible job repeats
+    proc = evonas(*again, cwd=work)
     while row.injected < times:
         time.sleep(rng.uniform(0.5, 2.5))
         if proc.poll() is not None:
@@ -126,7 +136,7 @@ def driver_kills(work: Path, ref: list, times: int) -> Row:
         proc.kill()
         proc.communicate()
         row.injected += 1
-        proc = evonas("resume", run_dir, cwd=work)
+        proc = evonas(*again, cwd=work)
     _, err = proc.communicate(timeout=600)
     row.exit(proc, (0,), err)
     row.check(run_dir, ref)
@@ -160,7 +170,7 @@ def disk_full(work: Path, ref: list, times: int) -> Row:
                       limit=rng.randrange(6_000, 30_000))
         _, err = proc.communicate(timeout=600)
         row.injected += 1
-        row.exit(proc, (3,), err)
+        row.exit(proc, (0, 3), err)  # 0 when the run ended before it reached the limit
         resume_until_done(work / "runs" / name, work, row)
         row.check(work / "runs" / name, ref)
     return row
@@ -171,15 +181,19 @@ def worker_kills(work: Path, ref: list, times: int) -> Row:
     the uninterrupted one."""
     row = Row("worker SIGKILL during an evaluation")
     name = "workers"
-    proc = evonas("run", write_config(work, name, pool={"backend": "local", "workers": 2,
-                                                        "max_retries": 3 * times}), cwd=work)
+    config = write_config(work, name, pool={"backend": "local", "workers": 2,
+                                            "max_retries": 3 * times},
+                          evaluation={"evaluator": "faults_eval:slow", "objective": "score"})
+    proc = evonas("run", config, cwd=work)
     rng = random.Random(3)
     while row.injected < times and proc.poll() is None:
-        time.sleep(rng.uniform(0.3, 1.0))
-        pids = subprocess.run(["pgrep", "-f", "multiprocess.spawn", "-P", str(proc.pid)],
-                              capture_output=True, text=True).stdout.split()
+        time.sleep(rng.uniform(0.05, 0.5))
+        pids = os.listdir(work / "busy")  # workers inside an evaluation now
         if pids:
-            os.kill(int(rng.choice(pids)), signal.SIGKILL)
+            try:
+                os.kill(int(rng.choice(pids)), signal.SIGKILL)
+            except ProcessLookupError:  # it had just finished; its file stays behind
+                continue
             row.injected += 1
     _, err = proc.communicate(timeout=600)
     row.exit(proc, (0,), err)
@@ -256,6 +270,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "faults_eval.py").write_text(EVALUATOR)
+        (work / "busy").mkdir()
         started = time.time()
         source, ref = reference(work)
         rows = [driver_kills(work, ref, args.times), journal_cuts(work, source, ref, args.times),
