@@ -49,10 +49,16 @@ class ProgressPrinter:
             c = self.counts
             head = (f"generation {event['generation']:>3}" if kind == "generation"
                     else f"after {event['evaluations']:>5}")
-            self._line(f"{head}  best {_fmt(event['best'])}  mean {_fmt(event['mean'])}  "
-                       f"failed {event['failures']}  |  evaluations {c.get('evaluations', 0)} "
-                       f"(trained {c.get('trained', 0)}, cached {c.get('cache_hits', 0)}, "
-                       f"failed {c.get('failures', 0)})  best so far {_fmt(c.get('best'))}")
+            group = f"best {_fmt(event['best'])}  mean {_fmt(event['mean'])}"
+            if "hypervolume" in event:  # several objectives: the run's front so far
+                group = f"front {event['front']:>3}  hypervolume {event['hypervolume']:.5g}"
+            infeasible = (f", infeasible {c['infeasible']} ({c.get('skipped', 0)} not trained)"
+                          if c.get("infeasible") else "")
+            self._line(f"{head}  {group}  failed {event.get('failures', 0)}  |  evaluations "
+                       f"{c.get('evaluations', 0)} (trained {c.get('trained', 0)}, cached "
+                       f"{c.get('cache_hits', 0)}{infeasible}, failed {c.get('failures', 0)})"
+                       + ("" if "hypervolume" in event
+                          else f"  best so far {_fmt(c.get('best'))}"))
         elif kind == "final_training":
             self.close()
             self._line(f"retraining the best genome (evaluation {event['index']}) and "
@@ -89,6 +95,8 @@ def _print_summary(summary: Any) -> None:
             print(f"in your code:\n{frames}")
         print(f"every message is in {summary.run_dir}/journal.jsonl")
         return
+    if summary.front:
+        _print_front(summary)
     best, final = summary.best, summary.final
     genome = summary.best_genome
     rows = [("best genome", genome if best["key"] == genome
@@ -109,14 +117,47 @@ def _print_summary(summary: Any) -> None:
     spent = f"in {summary.seconds:.1f} s"
     if summary.total_seconds is not None and summary.total_seconds > summary.seconds + 0.05:
         spent += f" ({summary.total_seconds:.1f} s over all of the run's sessions)"
+    infeasible = (f"{summary.infeasible} infeasible ({summary.skipped} not trained), "
+                  if summary.infeasible else "")
     rows += [
         ("evaluations", f"{summary.evaluations} ({summary.trained} {done}, "
-                        f"{summary.cache_hits} cache hits, {summary.failures} failed) {spent}"),
+                        f"{summary.cache_hits} cache hits, {infeasible}{summary.failures} "
+                        f"failed) {spent}"),
         ("run directory", str(summary.run_dir)),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+
+
+def front_table(front: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[str]:
+    """The lines of a Pareto front's table: evaluation, objective values, genome."""
+    from genome import genome_from_dict
+
+    widths = [max(10, len(m)) for m in metrics]
+    lines = ["  evaluation  " + "  ".join(f"{m:>{w}}" for m, w in zip(metrics, widths))
+             + "  genome"]
+    for member in front:
+        values = "  ".join(f"{v:>{w}.6g}" for v, w in zip(member["values"], widths))
+        lines.append(f"  {member['index']:>10}  {values}  "
+                     f"{genome_from_dict(member['genome']).to_string()}")
+    return lines
+
+
+def _print_front(summary: Any) -> None:
+    from evolution.record import RunRecord
+
+    metrics = [o.metric for o in RunRecord(summary.run_dir).config.objectives]
+    reference = ", ".join(f"{m} {v:.6g}" for m, v in zip(metrics, summary.reference))
+    gain = ""
+    if summary.initial_hypervolume:
+        gain = (f"; the initial population's front: {summary.initial_hypervolume:.6g}, "
+                f"{summary.hypervolume / summary.initial_hypervolume - 1:+.1%}")
+    print(f"Pareto front: {len(summary.front)} architectures, hypervolume "
+          f"{summary.hypervolume:.6g}{gain}\n(reference point: {reference})")
+    print("\n".join(front_table(summary.front, metrics)))
+    print(f"\nbelow: the front's best in {metrics[0]}; `evonas export --pareto` exports them "
+          f"all\n")
 
 
 def _search(start: Any) -> int:
@@ -220,13 +261,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
           f"{st['budget_value']} ({st['budget']} evaluations); run longer with "
           f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
           f"objectives     {', '.join(st['objectives'])}\n"
+          + (f"constraints    {st['constraints']}\n" if st["constraints"] else "") +
           f"results        {statuses}\n"
           f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s), each from its "
           f"start (workers, data) to its last event (final training included)")
     if st["test_accuracy"] is not None:
         print(f"test accuracy  {_fmt(st['test_accuracy'])} (best genome, retrained)")
-    if st["best"]:
-        names = [o.split(" ", 1)[1] for o in st["objectives"]]
+    names = [o.split(" ", 1)[1] for o in st["objectives"]]
+    if st["front"]:
+        measured = (f", hypervolume {st['hypervolume']:.6g} (reference point: "
+                    + ", ".join(f"{m} {v:.6g}" for m, v in zip(names, st["reference"])) + ")"
+                    if st["hypervolume"] is not None else "")
+        print(f"\nPareto front: {len(st['front'])} architectures{measured}")
+        print("\n".join(front_table(st["front"], names)))
+    elif st["best"]:
         width = max(8, *map(len, names))
         print(f"\n{'rank':>4} {'index':>6} " + " ".join(f"{n:>{width}}" for n in names)
               + f" {'params':>10}  genome")
@@ -256,8 +304,10 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(f"training rank {event.get('rank', '?')}: {event.get('genome', '')}",
                   file=sys.stderr, flush=True)
 
+    if args.pareto and args.top != 1:
+        parser.error("export --pareto exports the whole front; leave out --top")
     for path in export_run(args.run_dir, top=args.top, retrain_epochs=args.retrain_epochs,
-                           formats=args.formats, progress=progress):
+                           formats=args.formats, progress=progress, pareto=args.pareto):
         print(path)
     return 0
 
@@ -323,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--genome) an untrained model of one genome.")
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run directory")
     p.add_argument("--top", type=int, default=1, metavar="K", help="export the K best (1)")
+    p.add_argument("--pareto", action="store_true",
+                   help="export every member of the run's Pareto front (several objectives)")
     p.add_argument("--retrain-epochs", type=int, metavar="E",
                    help="train each from scratch on train + validation data for E epochs")
     p.add_argument("--formats", nargs="+", default=["weights", "torchscript", "onnx"],

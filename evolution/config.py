@@ -146,8 +146,27 @@ class PoolConfig(_Section):
 class ObjectiveConfig(_Section):
     """One objective: a metric the evaluation reports, and whether to maximise or minimise it."""
 
-    metric: str = Field(min_length=1)
+    metric: str = Field(min_length=1, max_length=100)
     direction: Literal["max", "min"] = "max"
+    reference: Optional[float] = Field(
+        None, description="hypervolume reference value (several objectives); default: just "
+                          "worse than the worst of the first generation or window")
+
+
+class ConstraintConfig(_Section):
+    """Bounds on one metric: ``{max: 50000}``, ``{min: 0.9}`` or both."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ConstraintConfig":
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs a bound: give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"a constraint's min ({self.min:g}) is above its max "
+                             f"({self.max:g}): nothing could satisfy it")
+        return self
 
 
 class Config(_Section):
@@ -164,6 +183,9 @@ class Config(_Section):
         [ObjectiveConfig(metric="val_accuracy")], min_length=1,
         description="metrics to optimise, in order; `evaluation.objective: M` is short for "
                     "[{metric: M, direction: max}]")
+    constraints: dict[str, ConstraintConfig] = Field(
+        {}, max_length=64, description="hard bounds on metrics, {metric: {min, max}}; a "
+                                       "result that breaks one is infeasible")
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
@@ -194,11 +216,13 @@ class Config(_Section):
             raise ValueError(f"objectives names a metric twice: {metrics}")
         task = TASKS[self.task.name]
         if not self.evaluation.evaluator:
-            unknown = [m for m in metrics if m not in task.metrics]
-            if unknown:
-                raise ValueError(f"objectives: the built-in trainer ({task.title}) reports "
-                                 f"{', '.join(task.metrics)}; {', '.join(map(repr, unknown))} "
-                                 f"need an evaluation.evaluator that returns them")
+            for key, names in (("objectives", metrics), ("constraints", list(self.constraints))):
+                unknown = [m for m in names if m not in task.metrics]
+                if unknown:
+                    raise ValueError(f"{key}: the built-in trainer ({task.title}) reports "
+                                     f"{', '.join(task.metrics)}; "
+                                     f"{', '.join(map(repr, unknown))} need an "
+                                     f"evaluation.evaluator that returns them")
             kind = DATASETS[self.data.dataset].kind
             if kind != task.data_kind:
                 raise ValueError(f"data.dataset {self.data.dataset!r} holds {kind}, but task "

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from evolution.config import Config, load_config
 from evolution.journal import JOURNAL, RunDirectoryError, write_json
+from evolution.objectives import Objectives
 from evolution.record import BEST, RunRecord
 from genome import GenomeError, genome_from_dict, load_genome
 from training.export import (FORMATS, ExportError, check_formats, export_model, input_spec,
@@ -147,7 +148,8 @@ def _info(config: Config, record_name: str, run_dir: Path, rank: int, result: Ma
     """What ``settings.json`` says about a trained result of a run."""
     return {"source": {"kind": "run", "run": record_name, "run_dir": str(run_dir),
                        "rank": rank, "index": result["index"], "key": result["key"],
-                       "seed": result["seed"], "values": result["values"]},
+                       "seed": result["seed"], "values": result["values"],
+                       "objectives": [str(o) for o in Objectives.from_config(config)]},
             "metrics": dict(metrics), "search_metrics": result["metrics"],
             "training": dict(training), "input": dict(spec),
             "evaluation": config.evaluation.model_dump(mode="json"),
@@ -194,10 +196,12 @@ def _reuse_best(run_dir: Path, result: Mapping[str, Any], space: Mapping[str, An
 # ------------------------------------------------------------------------------- export_run
 def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Optional[int] = None,
                formats: Iterable[str] | str = FORMATS,
-               progress: Optional[Progress] = None) -> list[Path]:
+               progress: Optional[Progress] = None, pareto: bool = False) -> list[Path]:
     """Export the ``top`` best distinct genomes of the run in ``run_dir`` to
     ``run_dir/export/<rank>/`` (rank 1 = best, :meth:`RunRecord.best`) and return those
-    folders, best first.
+    folders, best first. With ``pareto``, every member of the run's Pareto front instead
+    (:meth:`RunRecord.front`, ranked the same way; ``top`` is ignored), each model card
+    listing all its objective values.
 
     Each genome is retrained by :func:`train_result` (rank 1 reuses ``best/`` when it matches);
     with ``retrain_epochs`` each is trained from scratch on training + validation data for that
@@ -221,11 +225,11 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
     record = _record(run_dir)
     config = record.config
     check_trainable(config, f"run {run_dir}")
-    ranked = record.best()
+    ranked = record.front() if pareto else record.best()
     if not ranked:
         raise _no_success(record)
-    chosen = ranked[:top]
-    if len(chosen) < top:
+    chosen = ranked if pareto else ranked[:top]
+    if not pareto and len(chosen) < top:
         log.warning("run %s has %d distinct successful genomes; exporting %d, not %d",
                     run_dir, len(ranked), len(chosen), top)
     spec, splits = input_spec(config.data.model_dump(mode="json"), config.task.name)
@@ -268,6 +272,7 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
         write_json(root / "index.json", {
             "format": INDEX_FORMAT, "version": 2, "run_dir": str(run_dir),
             "objectives": [str(o) for o in record.objectives],
+            "selection": "pareto front" if pareto else f"top {top}",
             "retrain_epochs": retrain_epochs, "formats": list(formats),
             "torch": torch.__version__, "ranks": entries})
 

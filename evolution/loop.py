@@ -25,12 +25,14 @@ from evolution.config import Config, ConfigError
 from evolution.journal import (CONFIG, FORMAT, IDENTITY, JOURNAL, SNAPSHOT, RunDirectory,
                                RunDirectoryError, differences, frozen_config, read_events,
                                read_snapshot)
+from evolution.constraints import Constraints
 from evolution.objectives import Objectives
 from evolution.record import sessions_seconds
 from evolution.pool import Pool, make_pool
 from evolution.evaluator import EvaluatorError
-from evolution.results import (CRASHED, FAILED, OK, cache_entry, cache_hit, result_event,
-                               user_frames)
+from evolution.pareto import Front
+from evolution.results import (CRASHED, FAILED, INFEASIBLE, OK, cache_entry, cache_hit,
+                               is_failure, result_event, user_frames, violation_of)
 from evolution.strategies import STRATEGIES, Ask, make_strategy
 from evolution.worker import make_task
 
@@ -41,6 +43,9 @@ UNUSABLE = ("EvaluatorError", "MissingMetricError")
 """Failures that say the evaluator cannot work at all, not that a genome is bad."""
 FAIL_FAST = 3
 """A run whose first this many evaluations raise the same exception in the user's code stops."""
+COUNTS = ("evaluations", "trained", "cache_hits", "skipped", "infeasible", "failures")
+"""What a run counts: ``trained`` + ``cache_hits`` + ``skipped`` (infeasible before training)
+= ``evaluations``; ``infeasible`` and ``failures`` (failed, timed out, crashed) by status."""
 
 
 def derive_seed(run_seed: int, index: int) -> int:
@@ -64,6 +69,12 @@ class RunSummary:
     task: str = "classification"
     total_seconds: Optional[float] = None  # every session of the run; ``seconds``: this one
     evaluator: bool = False  # a user evaluator computed the metrics (nothing was trained)
+    skipped: int = 0  # infeasible before training: not trained
+    infeasible: int = 0
+    front: list[dict[str, Any]] = field(default_factory=list)  # several objectives
+    hypervolume: Optional[float] = None
+    reference: Optional[list[float]] = None
+    initial_hypervolume: Optional[float] = None  # the first generation's / window's front
 
     @property
     def best_genome(self) -> Optional[str]:
@@ -86,10 +97,15 @@ class RunSummary:
         return self.best["values"] if self.best else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
-                "trained": self.trained, "cache_hits": self.cache_hits,
-                "failures": self.failures, "seconds": self.seconds,
-                "total_seconds": self.total_seconds, "best": self.best, "final": self.final}
+        out = {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
+               "trained": self.trained, "cache_hits": self.cache_hits,
+               "skipped": self.skipped, "infeasible": self.infeasible,
+               "failures": self.failures, "seconds": self.seconds,
+               "total_seconds": self.total_seconds, "best": self.best, "final": self.final}
+        if self.reference is not None:
+            out.update(front=self.front, hypervolume=self.hypervolume, reference=self.reference,
+                       initial_hypervolume=self.initial_hypervolume)
+        return out
 
 
 class Search:
@@ -118,7 +134,13 @@ class Search:
         self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event, until applied
         self.cache: dict[str, dict[str, Any]] = {}       # key -> result that trained it
         self.best: Optional[dict[str, Any]] = None
-        self.counts = {"evaluations": 0, "trained": 0, "cache_hits": 0, "failures": 0}
+        self.counts = dict.fromkeys(COUNTS, 0)
+        self.front = Front(self.objectives.weights) if len(self.objectives) > 1 else None
+        self.reference: Optional[list[float]] = None  # hypervolume's (several objectives)
+        self.initial_hypervolume: Optional[float] = None  # at that first measurement
+        self.group_counts: dict[str, int] = {}  # counts at the last generation / window
+        self.unreferenced: list[list[float]] = []  # ok values until the reference is fixed
+        self.constraints = Constraints.from_config(config)
         # transient: rebuilt from ``asked`` on resume, never snapshotted
         self.running: dict[str, int] = {}                # key -> index being trained
         self.waiting: dict[str, list[int]] = {}          # key -> indices waiting on it
@@ -252,28 +274,32 @@ class Search:
         key = ask["key"]
         if not self.replaying:
             self.run_dir.append(event)
-        self.counts["evaluations"] += 1
-        if event["cached"]:
-            self.counts["cache_hits"] += 1
-        else:
-            self.counts["trained"] += 1
+        status = event["status"]
+        self._count(event)
+        if not event["cached"]:
             if self.running.get(key) == index:
                 del self.running[key]
-            if event["status"] != CRASHED:  # a crash is not the architecture's fault
+            if status != CRASHED:  # a crash is not the architecture's fault
                 self.cache[key] = cache_entry(event)
-        ok = event["status"] == OK
-        if not ok:
-            self.counts["failures"] += 1
-        elif self.best is None or (self.objectives.rank_key(event)
-                                   < self.objectives.rank_key(self.best)):
-            self.best = event
+        ok = status == OK
+        if ok:
+            if self.best is None or (self.objectives.rank_key(event)
+                                     < self.objectives.rank_key(self.best)):
+                self.best = event
+            if self.front is not None and self.reference is None:
+                self.unreferenced.append(event["values"])
+            if self.front is not None and not event["cached"]:
+                self.front.add(event["values"], {k: event[k] for k in
+                                                 ("index", "genome", "key", "values")})
         if not self.replaying:
             self._stop_if_failing_alike(event)
         if not self.replaying:
             self.progress({**event, "best": self.best and self.best["values"][0],
                            **self.counts, "running": self.pool.running,
                            "utilization": self.pool.utilization})
-        extras = self.strategy.tell(ask["ticket"], event["values"] if ok else None)
+        extras = [self._measured(extra) for extra in self.strategy.tell(
+            ask["ticket"], event["values"] if ok else None,
+            violation=0.0 if ok else violation_of(event))]
         if self.replaying:
             self._unwritten += extras  # replay checks them against the journal
             return
@@ -293,6 +319,54 @@ class Search:
                 for other in waiting:
                     self._deliver(cache_hit(self.asked[other], self.cache[key]))
 
+    def _count(self, event: dict[str, Any]) -> None:
+        """Count an applied result: every one is an evaluation; it was trained unless a cache
+        hit answered it or a constraint refused it before training (``skipped``)."""
+        counts, status = self.counts, event["status"]
+        counts["evaluations"] += 1
+        if event["cached"]:
+            counts["cache_hits"] += 1
+        elif event.get("precheck"):
+            counts["skipped"] += 1
+        else:
+            counts["trained"] += 1
+        if status == INFEASIBLE:
+            counts["infeasible"] += 1
+        elif is_failure(status):
+            counts["failures"] += 1
+
+    def _measured(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """A strategy's generation / window event with how many results since the previous
+        one failed or were infeasible, and with several objectives the run's front: its size
+        and hypervolume against the reference point, fixed at the first such event with a
+        feasible result (the objectives' ``reference`` values where given)."""
+        since = {k: self.counts[k] - self.group_counts.get(k, 0)
+                 for k in ("failures", "infeasible")}
+        self.group_counts = {k: self.counts[k] for k in since}
+        extra = {**extra, **since}
+        if self.front is None or not self.front:
+            return extra
+        if self.reference is None:
+            self.reference = self.objectives.reference(self.unreferenced, self.constraints)
+            self.unreferenced = []
+        hypervolume = self.front.hypervolume(self.reference)
+        if self.initial_hypervolume is None:
+            self.initial_hypervolume = hypervolume
+        return {**extra, "front": len(self.front), "hypervolume": hypervolume,
+                "reference": self.reference}
+
+    def front_summary(self) -> dict[str, Any]:
+        """Several objectives: the front (its members ranked by :meth:`Objectives.rank_key`,
+        each with the evaluation that found it), its hypervolume and the reference point."""
+        if self.front is None or not self.front:
+            return {}
+        reference = self.reference or self.objectives.reference(self.unreferenced,
+                                                                self.constraints)
+        return {"front": [dict(m) for m in self.objectives.rank(
+                    {**item, "status": OK} for item in self.front.items)],
+                "hypervolume": self.front.hypervolume(reference), "reference": reference,
+                "initial_hypervolume": self.initial_hypervolume}
+
     # --------------------------------------------------------------------------- persistence
     def snapshot(self) -> None:
         """Write ``state.json``: the strategy (with its RNG), the outstanding asks, the cache
@@ -300,7 +374,11 @@ class Search:
         self.run_dir.write_snapshot({
             "strategy": self.strategy.state_dict(),
             "search": {"next_index": self.next_index, "asked": list(self.asked.values()),
-                       "cache": self.cache, "best": self.best, "counts": self.counts}})
+                       "cache": self.cache, "best": self.best, "counts": self.counts,
+                       "front": self.front.members if self.front is not None else None,
+                       "reference": self.reference, "unreferenced": self.unreferenced,
+                       "initial_hypervolume": self.initial_hypervolume,
+                       "group_counts": self.group_counts}})
         self._since_snapshot = 0
 
     def load_snapshot(self, state: dict[str, Any]) -> None:
@@ -309,6 +387,11 @@ class Search:
         self.next_index = search["next_index"]
         self.asked = {event["index"]: event for event in search["asked"]}
         self.cache, self.best, self.counts = search["cache"], search["best"], search["counts"]
+        if self.front is not None:
+            self.front.members = [(list(v), i) for v, i in search["front"]]
+        self.reference, self.group_counts = search["reference"], search["group_counts"]
+        self.unreferenced = search["unreferenced"]
+        self.initial_hypervolume = search["initial_hypervolume"]
 
     def replay(self, events: list[dict[str, Any]]) -> None:
         """Re-apply journalled asks and results through the strategy. Each replayed ask must
@@ -398,7 +481,8 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
         summary = RunSummary(run_dir.path, seconds=now - start,
                              total_seconds=sessions_seconds(read_events(run_dir.path)[0]),
                              best=search.best, final=final, task=config.task.name,
-                             evaluator=bool(config.evaluation.evaluator), **search.counts)
+                             evaluator=bool(config.evaluation.evaluator), **search.counts,
+                             **search.front_summary())
         run_dir.write_json("summary.json", summary.to_dict())
         return summary
 

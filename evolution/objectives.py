@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
 
-from evolution.results import OK, is_number
+from evolution.pareto import default_reference, front_numbers, nondominated
+from evolution.results import INFEASIBLE, OK, is_number, violation_of
 from genome.errors import EvonasError
 
 Direction = Literal["max", "min"]
@@ -49,6 +50,7 @@ def values_of(metrics: Mapping[str, Any], names: Sequence[str]) -> list[float]:
 class Objective:
     metric: str
     direction: Direction = "max"
+    reference: Optional[float] = None  # hypervolume's, in the metric's units
 
     @property
     def weight(self) -> float:
@@ -72,7 +74,8 @@ class Objectives:
     @classmethod
     def from_config(cls, config: Any) -> "Objectives":
         """From a :class:`~evolution.config.Config` (its ``objectives`` list)."""
-        return cls(tuple(Objective(o.metric, o.direction) for o in config.objectives))
+        return cls(tuple(Objective(o.metric, o.direction, o.reference)
+                         for o in config.objectives))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -111,26 +114,61 @@ class Objectives:
 
     # ------------------------------------------------------------------ ranking
     def rank_key(self, result: Mapping[str, Any]) -> tuple:
-        """Sort key for "best first": ok results before every other, then the objective values
-        lexicographically in their directions, then the lower validation loss, then the earlier
-        evaluation index."""
+        """Sort key for "best first", Deb's rules: ok results first, then infeasible ones by
+        smaller constraint violation, then every other; among ok results the objective values
+        lexicographically in their directions, then the lower validation loss, then the
+        earlier evaluation index. (With several objectives the lexicographic best is on the
+        Pareto front: it is the front's member best in the first objective.)"""
         values = result.get("values")
-        ok = result.get("status") == OK and values is not None and len(values) == len(self)
+        status = result.get("status")
+        ok = status == OK and values is not None and len(values) == len(self)
+        tier = 0 if ok else 1 if status == INFEASIBLE else 2
         oriented = self.oriented(values) if ok else tuple(-math.inf for _ in self.items)
         loss = (result.get("metrics") or {}).get(TIE_BREAK)
         loss = float(loss) if is_number(loss) else math.inf
-        return (0 if ok else 1, *(-v for v in oriented), loss, result.get("index", 0))
+        return (tier, violation_of(result) if tier == 1 else 0.0, *(-v for v in oriented),
+                loss, result.get("index", 0))
 
     def rank(self, results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """``results`` best first by :meth:`rank_key`."""
-        return sorted(results, key=self.rank_key)
+        """``results`` best first: by :meth:`rank_key`, and with several objectives first by
+        non-domination level (the Pareto front first, DEAP's ``sortNondominated``), so that
+        ``rank(results)[0]`` is the best by :meth:`rank_key` either way."""
+        results = list(results)
+        if len(self) == 1:
+            return sorted(results, key=self.rank_key)
+        ok = [r for r in results if self.rank_key(r)[0] == 0]
+        level = dict(zip(map(id, ok), front_numbers([r["values"] for r in ok], self.weights)))
+        keys = {id(r): self.rank_key(r) for r in results}
+        return sorted(results, key=lambda r: (keys[id(r)][0], level.get(id(r), 0), keys[id(r)]))
+
+    def front(self, results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The ok ``results`` no other ok result dominates, ranked by :meth:`rank_key`."""
+        ok = [r for r in results if self.rank_key(r)[0] == 0]
+        chosen = nondominated([r["values"] for r in ok], self.weights)
+        return sorted((ok[i] for i in chosen), key=self.rank_key)
+
+    def reference(self, values: Sequence[Sequence[float]],
+                  constraints: Any = None) -> list[float]:
+        """The hypervolume reference point, per objective: its ``reference`` where the config
+        gives one; else the constraint's bound on its metric that limits it (``params: {max:
+        50000}`` for a minimised ``params``); else just worse than the worst of ``values``
+        (the first generation's or window's results, see
+        :func:`~evolution.pareto.default_reference`)."""
+        default = default_reference(values, self.weights) or [0.0] * len(self)
+        bounds = {c.metric: c for c in (constraints.items if constraints else ())}
+        point = []
+        for o, d in zip(self.items, default):
+            bound = getattr(bounds.get(o.metric), "max" if o.direction == "min" else "min",
+                            None)
+            point.append(o.reference if o.reference is not None
+                         else bound if bound is not None else d)
+        return point
 
     def summary(self, values: Sequence[Optional[Sequence[float]]]) -> dict[str, Any]:
         """Statistics of a group of results (``None``: not ok) for generation / window events:
-        the best and the mean of the first objective, and how many were not ok."""
+        the best and the mean of the first objective."""
         first = [v[0] for v in values if v is not None]
         best = None
         if first:
             best = max(first) if self.items[0].direction == "max" else min(first)
-        return {"best": best, "mean": sum(first) / len(first) if first else None,
-                "failures": sum(v is None for v in values)}
+        return {"best": best, "mean": sum(first) / len(first) if first else None}

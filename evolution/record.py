@@ -22,7 +22,7 @@ from typing import Any, Optional
 from evolution.journal import (CONFIG, JOURNAL, RunDirectoryError, lock_owner, read_events,
                                upgrade)
 from evolution.objectives import Objectives
-from evolution.results import OK
+from evolution.results import INFEASIBLE, OK, is_failure
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,39 @@ class RunRecord:
         ranked = self.objectives.rank(chosen.values())
         return ranked if k is None else ranked[:k]
 
+    def front(self) -> list[dict[str, Any]]:
+        """The distinct architectures no other dominates (several objectives; with one, the
+        best and its ties), ranked by :meth:`Objectives.rank_key`."""
+        return list(self.objectives.front(self.best()))
+
+    def hypervolumes(self) -> list[tuple[int, float]]:
+        """``(results so far, hypervolume)`` at every generation or window that measured the
+        front (several objectives), in journal order."""
+        out, seen = [], set()
+        for event in self.events:
+            kind = event.get("event")
+            if kind == "result" and isinstance(event.get("index"), int):
+                seen.add(event["index"])
+            elif kind in ("generation", "window") and event.get("hypervolume") is not None:
+                out.append((len(seen), float(event["hypervolume"])))
+        return out
+
+    @property
+    def reference(self) -> Optional[list[float]]:
+        """The hypervolume's reference point (several objectives), once the run fixed it."""
+        for event in reversed(self.events):
+            if event.get("event") in ("generation", "window") and event.get("reference"):
+                return list(event["reference"])
+        return None
+
     def counts(self) -> dict[str, Any]:
-        """``evaluations``, ``trained``, ``cache_hits``, ``failures`` and results by status."""
+        """The run loop's counts (:data:`evolution.loop.COUNTS`) and results by status."""
         cached = sum(bool(r.get("cached")) for r in self.results)
-        return {"evaluations": len(self.results), "trained": len(self.results) - cached,
-                "cache_hits": cached, "failures": len(self.not_ok),
+        skipped = sum(bool(r.get("precheck")) and not r.get("cached") for r in self.results)
+        return {"evaluations": len(self.results), "trained": len(self.results) - cached - skipped,
+                "cache_hits": cached, "skipped": skipped,
+                "infeasible": sum(r.get("status") == INFEASIBLE for r in self.results),
+                "failures": sum(is_failure(r.get("status", "?")) for r in self.results),
                 "statuses": dict(Counter(r.get("status", "?") for r in self.results))}
 
     # ------------------------------------------------------------------ groups

@@ -45,6 +45,9 @@ class Result(TypedDict, total=False):
     attempts: int
     retried: list[str]   # why earlier attempts ended
     out_of_memory: str   # host | cuda
+    violation: float     # infeasible: the summed relative excess over the broken bounds
+    violations: dict[str, dict[str, float]]  # infeasible: {metric: {value, max|min, by}}
+    precheck: bool       # infeasible before training: nothing was trained
 
 
 def make_result(index: int, status: str = OK, *, values: Optional[Sequence[float]] = None,
@@ -68,6 +71,23 @@ def make_result(index: int, status: str = OK, *, values: Optional[Sequence[float
     return result
 
 
+def is_failure(status: str) -> bool:
+    """Whether ``status`` says the evaluation went wrong (failed, timed out, crashed), rather
+    than succeeded, broke a constraint or was stopped early on purpose."""
+    return status not in (OK, INFEASIBLE, PRUNED)
+
+
+def violation_of(result: dict[str, Any]) -> float:
+    """How badly a result misses: 0 when ok, its constraint ``violation`` when infeasible,
+    ``inf`` when it has nothing to compare (failed, timed out, crashed, pruned). What Deb's
+    rules rank non-ok results by (see :mod:`evolution.pareto`)."""
+    if result.get("status") == OK:
+        return 0.0
+    if result.get("status") == INFEASIBLE and is_number(result.get("violation")):
+        return float(result["violation"])
+    return math.inf
+
+
 def is_number(value: Any) -> bool:
     """A real, finite number (not a bool)."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -88,16 +108,19 @@ def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
     architecture: its status, values, metrics and message, ``cached`` true and ``cache_of``
     naming the evaluation that trained it. Nothing was trained, so it takes no time."""
     now = time.time()
+    extra = {k: cached[k] for k in ("violation", "violations") if cached.get(k) is not None}
     event = result_event(ask, make_result(ask["index"], cached["status"],
                                           values=cached["values"], metrics=cached["metrics"],
-                                          message=cached["message"], started=now, finished=now))
+                                          message=cached["message"], started=now, finished=now,
+                                          **extra))
     event.update(cached=True, cache_of=cached["index"])
     return event
 
 
 def cache_entry(event: dict[str, Any]) -> dict[str, Any]:
     """What the cache keeps of a result event: enough to answer a later identical ask."""
-    return {k: event.get(k) for k in ("index", "status", "values", "metrics", "message")}
+    return {k: event.get(k) for k in ("index", "status", "values", "metrics", "message",
+                                      "violation", "violations")}
 
 
 def user_frames(traceback_text: str, most: int = 3) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evolution.constraints import Constraints
 from evolution.record import RunRecord
 from genome import genome_from_dict
 
@@ -11,13 +12,16 @@ from genome import genome_from_dict
 def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
     """Progress against the budget, the best genomes (ranked as the report and export rank
     them), failures by status, time spent, and whether the run is ``finished``, ``running``
-    (a live process holds its lock) or ``stopped``."""
+    (a live process holds its lock) or ``stopped``; with several objectives the current
+    Pareto front and its hypervolume."""
     from evolution.strategies import STRATEGIES
 
     record = RunRecord(run_dir)
     config = record.config
     counts = record.counts()
     key = STRATEGIES[config.strategy.name].budget_key
+    several = len(record.objectives) > 1
+    hypervolumes = record.hypervolumes()
     return {
         "run_dir": str(record.path), "state": record.state, "strategy": config.strategy.name,
         "budget_key": key, "budget_value": getattr(config.strategy, key),
@@ -31,4 +35,9 @@ def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
                   "genome": genome_from_dict(e["genome"]).to_string()}
                  for e in record.best(top)],
         "test_accuracy": record.final.get("test_accuracy"),
+        "constraints": str(Constraints.from_config(config)),
+        "front": [{"index": e["index"], "values": e["values"], "genome": e["genome"]}
+                  for e in record.front()] if several else [],
+        "hypervolume": hypervolumes[-1][1] if hypervolumes else None,
+        "reference": record.reference,
     }

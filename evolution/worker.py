@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Any, Mapping
 
-from evolution.results import FAILED, OK, Result, make_result
+from evolution.results import FAILED, INFEASIBLE, OK, Result, make_result
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ def make_task(config: Any, space: Mapping[str, Any], *, index: int, seed: int,
             "task": config.task.name, "data": config.data.model_dump(mode="json"),
             "evaluation": config.evaluation.model_dump(mode="json"),
             "evaluator": config.evaluation.evaluator,
-            "objectives": [o.metric for o in config.objectives]}
+            "objectives": [o.metric for o in config.objectives],
+            "constraints": {m: c.model_dump(exclude_none=True)
+                            for m, c in config.constraints.items()}}
 
 
 def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
             "space": task["space"], "device": task.get("device", "cpu")}
 
 
-def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
+def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
     from genome import genome_from_dict
 
     genome = genome_from_dict(task["genome"])
@@ -76,7 +78,9 @@ def _metrics(task: Mapping[str, Any]) -> dict[str, Any]:
     from training import load_dataset, score
 
     metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
-                       task["seed"], device=task.get("device", "cpu"), task=task["task"])
+                       task["seed"], device=task.get("device", "cpu"), task=task["task"],
+                       before_training=constraints.check_before_training if constraints
+                       else None)
     return metrics
 
 
@@ -105,17 +109,32 @@ def evaluate_task(task: Mapping[str, Any], *, in_worker: bool = False) -> Result
 
     ``MemoryError`` (for example from ``pool.memory_limit_mb``) and CUDA out-of-memory are
     ``failed`` too; after either the worker collects garbage (and empties the CUDA cache), so
-    it can take the next task."""
+    it can take the next task.
+
+    With ``task["constraints"]``, a result that breaks one is ``infeasible`` (with its
+    ``violation`` and ``violations``); the built-in trainer checks them before training where
+    it can (``precheck``: nothing was trained)."""
+    from evolution.constraints import Constraints, Infeasible, describe
     from evolution.objectives import values_of
     from genome.errors import EvonasError
 
     started = time.time()
     index = task["index"]
+    constraints = Constraints.from_dict(task.get("constraints"))
     release = None
     try:
-        metrics = _metrics(task)
-        result = make_result(index, OK, values=values_of(metrics, task["objectives"]),
-                             metrics=metrics, started=started)
+        metrics = _metrics(task, constraints)
+        violation, broken = constraints.check(metrics)
+        if broken:
+            result = make_result(index, INFEASIBLE, metrics=metrics, message=describe(broken),
+                                 started=started, violation=violation, violations=broken)
+        else:
+            result = make_result(index, OK, values=values_of(metrics, task["objectives"]),
+                                 metrics=metrics, started=started)
+    except Infeasible as exc:  # broke a constraint before training: nothing was trained
+        result = make_result(index, INFEASIBLE, metrics=exc.metrics, message=str(exc),
+                             started=started, violation=exc.violation,
+                             violations=exc.violations, precheck=True)
     except EvonasError as exc:  # ours (NaN loss, bad evaluator value): the message says it all
         result = make_result(index, FAILED, message=f"{type(exc).__name__}: {exc}",
                              started=started, error=type(exc).__name__)

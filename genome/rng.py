@@ -14,14 +14,24 @@ from typing import Iterator
 
 
 @contextmanager
-def lend(rng: random.Random) -> Iterator[None]:
+def lend(rng: random.Random, numpy: bool = False) -> Iterator[None]:
     """Within the block the global ``random`` module continues ``rng``'s sequence; afterwards
-    ``rng`` has advanced by what was drawn and the global module is restored. Not
-    thread-safe: the search loop calls operators from one thread."""
+    ``rng`` has advanced by what was drawn and the global module is restored. With ``numpy``
+    (for operators that draw from ``numpy.random``, such as ``selNSGA3``) numpy's global
+    generator is seeded from ``rng`` too, and restored afterwards. Not thread-safe: the search
+    loop calls operators from one thread."""
     saved = random.getstate()
+    np_saved = None
+    if numpy:
+        import numpy as np
+
+        np_saved = np.random.get_state()
+        np.random.seed(rng.getrandbits(32))
     random.setstate(rng.getstate())
     try:
         yield
     finally:
         rng.setstate(random.getstate())
         random.setstate(saved)
+        if np_saved is not None:
+            np.random.set_state(np_saved)

@@ -22,13 +22,23 @@ EVALUATOR = '''
 def score(genome, settings):
     """Deterministic, instant; a small space, so architectures repeat (cache hits)."""
     values = list(genome.values)
-    return {"score": (7 * values[0] + 3 * values[1] + values[2]) / 27.0}
+    return {"score": (7 * values[0] + 3 * values[1] + values[2]) / 27.0,
+            "size": 1 + values[0] * values[0] + values[1] + values[2]}
 '''
 SMALL = {"encoding": "choice", "choices": [[0, 1, 2]] * 3}
 STRATEGY = {"genetic": {"name": "genetic", "population": 6, "generations": 5,
                         "p_crossover": 0.5, "p_mutation": 0.9, "q_mutation": 0.3},
             "aging": {"name": "aging", "population": 6, "sample": 3, "cycles": 30},
+            "nsga2": {"name": "nsga2", "population": 8, "generations": 4},
+            "nsga3": {"name": "nsga3", "population": 8, "generations": 4, "divisions": 3},
+            "pareto_aging": {"name": "pareto_aging", "population": 6, "sample": 3,
+                             "cycles": 30},
             "random": {"name": "random", "evaluations": 30}}
+SEVERAL = {"objectives": [{"metric": "score", "direction": "max"},
+                          {"metric": "size", "direction": "min"}],
+           "constraints": {"size": {"max": 6}}}
+"""What the multi-objective strategies search: two objectives, and a constraint that makes
+some genomes infeasible."""
 
 
 @pytest.fixture
@@ -37,8 +47,10 @@ def plugin(user_module):
 
 
 def config(tiny, plugin, name, strategy="aging", **changes):
+    several = STRATEGIES[strategy].multi_objective and strategy != "random"
     data = {**tiny, "name": name, "search": SMALL, "strategy": STRATEGY[strategy],
-            "evaluation": {"evaluator": plugin, "objective": "score"},
+            "evaluation": {"evaluator": plugin, **({} if several else {"objective": "score"})},
+            **(SEVERAL if several else {}),
             # three evaluations outstanding: asks run ahead of results, as with three workers
             "pool": {"backend": "serial", "workers": 3},
             "deterministic": True, "snapshot_every": 3, **changes}
@@ -55,7 +67,9 @@ def trace(run_dir: Path) -> list[tuple]:
             out.append(("result", e["index"], e["status"], e["values"], e["cached"],
                         e.get("cache_of")))
         elif e["event"] in ("generation", "window"):
-            out.append((e["event"], e.get("generation"), e.get("evaluations"), e["best"]))
+            out.append((e["event"], e.get("generation"), e.get("evaluations"), e["best"],
+                        e["failures"], e["infeasible"], e.get("front"), e.get("hypervolume"),
+                        e.get("reference")))
     return out
 
 
@@ -96,6 +110,9 @@ def test_a_run_cut_after_every_journal_line_resumes_to_the_uninterrupted_journal
     source, snapshots = reference(tiny, plugin, f"ref-{strategy}", strategy, monkeypatch)
     expected = trace(source)
     assert any(e[0] == "result" and e[4] for e in expected), "the space must repeat genomes"
+    if STRATEGIES[strategy].multi_objective and strategy != "random":
+        assert any(e[0] == "result" and e[2] == "infeasible" for e in expected)
+        assert any(e[0] in ("generation", "window") and e[7] for e in expected)  # hypervolume
     total = len((source / JOURNAL).read_bytes().splitlines())
     for lines in range(1, total):
         # alternate: the latest snapshot covering at most the cut, or none (whole replay)

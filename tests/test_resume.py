@@ -67,11 +67,17 @@ def evonas(*args, cwd):
 @pytest.mark.parametrize("strategy", [
     {"name": "aging", "population": 6, "sample": 3, "cycles": 34},
     {"name": "genetic", "population": 8, "generations": 4, "p_crossover": 0.5},
+    {"name": "nsga2", "population": 8, "generations": 4},  # two objectives, a constraint
 ])
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_journal(
         tiny, plugin, write_config, tmp_path, strategy):
     config = plugin_config(tiny, plugin, **strategy)
+    if strategy["name"] == "nsga2":
+        config["evaluation"] = {"evaluator": plugin}
+        config["objectives"] = [{"metric": "fitness", "direction": "max"},
+                                {"metric": "bits", "direction": "min"}]
+        config["constraints"] = {"bits": {"max": 7}}
     reference = run(config_from_dict(config), name="reference")
     assert reference.evaluations == config_from_dict(config).strategy.budget
 

@@ -458,6 +458,9 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
                             f"{latency['batch_size']} (median of {latency['runs']} runs, "
                             f"{latency['threads']} thread{'s' if latency['threads'] > 1 else ''}, "
                             f"{latency['cpu']}, torch {latency['torch']}, eager PyTorch)")]
+    if source.get("objectives") and source.get("values"):  # as the search measured them
+        rows.append(("objectives (search)", ", ".join(
+            f"{o} = {v:.6g}" for o, v in zip(source["objectives"], source["values"]))))
     lines += ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows] + [""]
 
     if trained:

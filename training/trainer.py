@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -114,8 +114,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
 
 def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mapping[str, Any],
           seed: int, *, with_test: bool = False, device: str = "cpu",
-          task: Task | str = "classification",
-          train_on_val: bool = False) -> tuple[dict[str, Any], nn.Module]:
+          task: Task | str = "classification", train_on_val: bool = False,
+          before_training: Callable[[dict[str, Any]], None] | None = None,
+          ) -> tuple[dict[str, Any], nn.Module]:
     """Build ``genome``, train it on ``data``'s training split on ``device`` and measure it.
 
     Returns ``(metrics, model)`` (the model stays on ``device``). Metrics: ``val_accuracy``,
@@ -124,7 +125,9 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     ``with_test`` also ``test_accuracy`` and ``test_loss``. With ``train_on_val`` the model
     trains on training + validation data (a final retraining): the validation metrics are
     ``None`` and the test metrics are measured. Batch order always comes from a CPU generator,
-    so it does not depend on the device.
+    so it does not depend on the device. ``before_training`` is called with what is known of
+    the built model before it trains (``params``, ``flops``); it may raise to skip training
+    (a broken constraint).
     """
     task = get_task(task) if isinstance(task, str) else task
     start = time.perf_counter()
@@ -134,6 +137,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
         "params": count_parameters(model),
         "flops": count_flops(model, tuple(data.x_train.shape[1:])),
     }
+    if before_training is not None:
+        before_training(dict(metrics))
     model.to(device)
     on = lambda t: t.to(device)  # noqa: E731  (a no-op on the CPU)
     x, y = data.x_train, data.y_train

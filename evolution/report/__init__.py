@@ -15,6 +15,7 @@ from typing import Optional
 from evolution.report.data import ReportError, RunData, load_run
 from evolution.report.drawing import draw_genome, genome_dot, genome_graph
 from evolution.report.figures import plot_accuracy_params, plot_fitness, plot_spread, save
+from evolution.report.fronts import plot_front, plot_hypervolume
 from evolution.report.markdown import write_markdown
 from genome import EvonasError, load_genome
 
@@ -33,7 +34,9 @@ def report_run(run_dir: str | os.PathLike,
     so far, failures and cache hits marked), ``accuracy_params.png`` (accuracy against
     parameter count, one point per distinct architecture; skipped when no result records
     ``params``), ``spread.png`` (spread per generation or window), and ``best_genome.png`` /
-    ``best_genome.dot`` (the best architecture, for encodings that are graphs). Works on a
+    ``best_genome.dot`` (the best architecture, for encodings that are graphs); with several
+    objectives also ``front.png`` (the Pareto front, pair by pair) and ``hypervolume.png``
+    (against evaluations, with the reference point). Works on a
     finished run and on one still running (no ``summary.json``). Returns the paths written,
     ``report.md`` last. Raises :class:`ReportError` for a missing run directory or a journal
     without results.
@@ -52,6 +55,11 @@ def report_run(run_dir: str | os.PathLike,
     else:
         written.append(save(figure, out / "accuracy_params.png"))
     written.append(save(plot_spread(data), out / "spread.png"))
+    if len(data.record.objectives) > 1:
+        for name, figure in (("front", plot_front(data)),
+                             ("hypervolume", plot_hypervolume(data))):
+            if figure is not None:
+                written.append(save(figure, out / f"{name}.png"))
     best = data.best(1)
     if best:
         try:

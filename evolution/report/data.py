@@ -35,6 +35,7 @@ class RunData:
 
     record: RunRecord
     groups: list[Group]
+    generational: bool = False  # the groups are generations (genetic, NSGA-II, NSGA-III)
 
     @property
     def path(self):
@@ -93,12 +94,13 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
         config = record.config
     except RunDirectoryError as exc:
         raise ReportError(str(exc)) from None
-    kind = config.strategy.name
-    window = config.strategy.population if kind in ("genetic", "aging") else RANDOM_WINDOW
+    # a generation or a population's worth of results (random search: a fixed window)
+    window = getattr(config.strategy, "population", RANDOM_WINDOW)
     by_index = {r["index"]: r for r in record.results}
-    groups = [Group("", [by_index[i] for i in g.results], g.closed)
-              for g in record.groups(window)]
-    if kind == "genetic":  # generation numbers
+    grouped = record.groups(window)
+    groups = [Group("", [by_index[i] for i in g.results], g.closed) for g in grouped]
+    generational = bool(grouped) and grouped[0].kind == "generation"
+    if generational:  # generation numbers
         for g, group in enumerate(groups):
             group.label = str(g)
     else:  # evaluation ranges first-last (1-based)
@@ -106,7 +108,7 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
         for group in groups:
             group.label = f"{end + 1}-{end + len(group.results)}"
             end += len(group.results)
-    return RunData(record, groups)
+    return RunData(record, groups, generational)
 
 
 def number(value: Any) -> Optional[float]:

@@ -115,11 +115,11 @@ def plot_fitness(data: RunData) -> Figure:
 
 
 def _mark_groups(ax: Any, data: RunData) -> None:
-    """Faint vertical lines where generations start (genetic; every k-th one when there are
-    more than :data:`MAX_LINES`), or where aging evolution's mutations start (after the random
-    initial population), each explained in the legend."""
+    """Faint vertical lines where generations start (generational strategies; every k-th one
+    when there are more than :data:`MAX_LINES`), or where aging evolution's mutations start
+    (after the random initial population), each explained in the legend."""
     strategy = data.config.strategy
-    if strategy.name == "genetic" and len(data.groups) > 1:
+    if data.generational and len(data.groups) > 1:
         every = math.ceil((len(data.groups) - 1) / MAX_LINES)
         for g, group in enumerate(data.groups[1:], 1):
             if g % every == 0:
@@ -128,7 +128,7 @@ def _mark_groups(ax: Any, data: RunData) -> None:
                            label=None if g > every else
                            ("a generation starts" if every == 1
                             else f"every {every}th generation starts"))
-    elif strategy.name == "aging":
+    elif STRATEGIES[strategy.name].budget_key == "cycles":  # aging evolution's kind
         population = strategy.population
         if any(r["index"] >= population for r in data.results):
             ax.axvline(population - 0.5, color="gray", lw=0.8, ls="--", alpha=0.7, zorder=1,
@@ -208,7 +208,7 @@ def binned(groups: list[Group], most: int = MAX_GROUPS) -> tuple[list[Group], in
 
 
 def plot_spread(data: RunData) -> Figure:
-    """Box plots of the ok values of the first objective in each generation (genetic) or window
+    """Box plots of the ok values of the first objective in each generation or window
     of results (aging: the population size, so a window is the population at its end; random:
     10), with the points over them and the count of non-ok results in red above each box. A run
     of more than :data:`MAX_GROUPS` groups is shown in bins of consecutive ones."""
@@ -242,7 +242,7 @@ def plot_spread(data: RunData) -> Figure:
                        rotation=0 if n <= 12 else 60, fontsize=8)
     ax.set_xlim(0.3, n + 0.7)
     binned_note = f", {per_bin} per box" if per_bin > 1 else ""
-    if data.config.strategy.name == "genetic":
+    if data.generational:
         ax.set_xlabel(f"generation{'s' if per_bin > 1 else ''}{binned_note}")
         what = "the population of each generation" if per_bin == 1 else \
             f"every {per_bin} generations"

@@ -1,11 +1,14 @@
-"""``report.md``: a run's facts, its figures, the best distinct architectures, the failures."""
+"""``report.md``: a run's facts, its figures, the Pareto front (several objectives), the best
+distinct architectures, the infeasible and failed evaluations."""
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from evolution.constraints import Constraints
 from evolution.report.data import RunData, count, genome_text, number, si
+from evolution.results import INFEASIBLE, is_failure
 from evolution.strategies import STRATEGIES
 
 TOP = 10              # rows of the best-genomes table
@@ -20,6 +23,13 @@ FIGURES = [("fitness.png", "Every evaluation",
            ("spread.png", "Spread per generation / window",
             "Box plots of the successful results in each generation or window; red counts "
             "are non-ok results."),
+           ("front.png", "Pareto front",
+            "Every distinct successful architecture for each pair of objectives; orange: the "
+            "run's Pareto front over all objectives; red cross: the hypervolume's reference "
+            "point."),
+           ("hypervolume.png", "Hypervolume",
+            "The hypervolume of the front after each generation or window, against the "
+            "reference point in its title."),
            ("best_genome.png", "Best architecture",
             "The best genome drawn as a graph (also `best_genome.dot` for graphviz).")]
 
@@ -41,6 +51,16 @@ def write_markdown(data: RunData, out: Path, written: Sequence[Path],
         elif stem in notes:
             lines += [f"### {heading}", "", notes[stem], ""]
     metrics = [o.metric for o in objectives]
+    if len(objectives) > 1:
+        front = data.record.front()
+        lines += ["## Pareto front", "",
+                  f"{len(front)} distinct architectures no other dominates, with the "
+                  f"evaluation that found each.", "",
+                  "| evaluation | " + " | ".join(metrics) + " | genome |",
+                  "| ---: | " + " | ".join("---:" for _ in metrics) + " | --- |"]
+        lines += [f"| {r['index']} | " + " | ".join(f"{v:.6g}" for v in r["values"])
+                  + f" | `{genome_text(r)}` |" for r in front]
+        lines.append("")
     lines += ["## Best genomes", "",
               f"Top distinct architectures by {objectives} (ties: lower validation loss, then "
               f"the earlier evaluation).", "",
@@ -54,7 +74,12 @@ def write_markdown(data: RunData, out: Path, written: Sequence[Path],
     if not data.ok:
         lines.append("| - | - | " + " | ".join("-" for _ in metrics)
                      + " | - | - | no evaluation succeeded |")
-    failed = data.not_ok
+    failed = [r for r in data.not_ok if is_failure(r.get("status", "?"))]
+    infeasible = [r for r in data.not_ok if r.get("status") == INFEASIBLE]
+    if infeasible:
+        lines += ["", "## Infeasible", "", f"{len(infeasible)} evaluations broke a constraint "
+                  f"({config_constraints(data)}); the first {min(5, len(infeasible))}:", ""]
+        lines += [f"- evaluation {r['index']}: {r.get('message', '')}" for r in infeasible[:5]]
     if failed:
         lines += ["", "## Failures", "", f"{len(failed)} evaluations were not ok; the first "
                   f"{min(5, len(failed))}:", ""]
@@ -65,6 +90,10 @@ def write_markdown(data: RunData, out: Path, written: Sequence[Path],
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def config_constraints(data: RunData) -> str:
+    return str(Constraints.from_config(data.config))
 
 
 def facts(data: RunData) -> list[tuple[str, str]]:
@@ -90,13 +119,23 @@ def facts(data: RunData) -> list[tuple[str, str]]:
                                   f"objectives {objectives}"))
     counts = data.record.counts()
     bad = counts["failures"]
-    failures = Counter(r.get("status", "?") for r in data.not_ok)
+    failures = Counter(s for s in (r.get("status", "?") for r in data.not_ok) if is_failure(s))
     out += [("budget", f"{config.strategy.budget} evaluations"),
             ("evaluations", f"{counts['evaluations']} finished ({counts['trained']} trained, "
                             f"{counts['cache_hits']} cache hits), "
                             f"{len(data.record.asks)} asked"),
             ("failures", f"{bad}" + (" (" + ", ".join(
                 f"{s} {n}" for s, n in sorted(failures.items())) + ")" if bad else ""))]
+    if config.constraints:
+        out.append(("constraints", f"{config_constraints(data)}: {counts['infeasible']} "
+                                   f"infeasible ({counts['skipped']} refused before training)"))
+    hypervolumes = data.record.hypervolumes()
+    if hypervolumes:
+        reference = ", ".join(f"{o.metric} {v:.6g}"
+                              for o, v in zip(objectives, data.record.reference))
+        out.append(("hypervolume", f"{hypervolumes[-1][1]:.6g} after {hypervolumes[-1][0]} "
+                                   f"evaluations ({hypervolumes[0][1]:.6g} after the first "
+                                   f"{hypervolumes[0][0]}); reference point {reference}"))
     seconds = number((data.summary or {}).get("seconds"))
     times = data.record.times()
     if seconds is not None:

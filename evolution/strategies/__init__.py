@@ -13,13 +13,17 @@ from evolution.strategies.aging import AgingStrategy
 from evolution.strategies.base import (Ask, Fitness, Individual, Strategy, Values,
                                        make_toolbox)
 from evolution.strategies.genetic import GeneticStrategy
+from evolution.strategies.nsga2 import NSGA2Strategy
+from evolution.strategies.nsga3 import NSGA3Strategy
+from evolution.strategies.pareto_aging import ParetoAgingStrategy
 from evolution.strategies.random_search import RandomStrategy
 from genome import get_encoding
 from genome.registry import Registry
 
 STRATEGIES = Registry("strategy")
 """``strategy.name`` -> strategy class, in the order the docs list them."""
-for _cls in (GeneticStrategy, AgingStrategy, RandomStrategy):
+for _cls in (GeneticStrategy, AgingStrategy, NSGA2Strategy, NSGA3Strategy, ParetoAgingStrategy,
+             RandomStrategy):
     STRATEGIES.add(_cls.name, _cls)
 
 

@@ -59,7 +59,6 @@ class AgingStrategy(Strategy):
         self._asked: dict[int, Any] = {}
         self._handed = 0
         self._told = 0
-        self._window: list[Values] = []
 
     @property
     def done(self) -> bool:
@@ -80,32 +79,27 @@ class AgingStrategy(Strategy):
             self._handed += 1
         return asks
 
-    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
+    def tell(self, ticket: int, values: Values, violation: float = 0.0
+             ) -> list[dict[str, Any]]:
         if ticket not in self._asked:
             raise ValueError(f"ticket {ticket} was not asked or was already told")
-        self.population.append(self.individual(self._asked.pop(ticket), values, told=True))
+        self.population.append(self.individual(self._asked.pop(ticket), values, told=True,
+                                               violation=violation))
         if len(self.population) > self.size:
             self.population.popleft()
         self._told += 1
-        self._window.append(values)
         if self._told % self.size and self._told != self.budget:
             return []
-        event = self.group_event("window", [m.outcome for m in self.population],
-                                 evaluations=self._told)
-        event["failures"] = sum(v is None for v in self._window)  # since the last event
-        self._window = []
-        return [event]
+        return [self.group_event("window", [m.outcome for m in self.population],
+                                 evaluations=self._told)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"population": individuals_state(self.population),
                 "asked": {str(t): g.to_dict() for t, g in self._asked.items()},
-                "handed": self._handed, "told": self._told,
-                "window": [list(v) if v is not None else None for v in self._window],
-                "rng": rng_state(self.rng)}
+                "handed": self._handed, "told": self._told, "rng": rng_state(self.rng)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.population = deque(load_individuals(state["population"], self.objectives))
         self._asked = {int(t): genome_from_dict(g) for t, g in state["asked"].items()}
         self._handed, self._told = state["handed"], state["told"]
-        self._window = list(state["window"])
         set_rng_state(self.rng, state["rng"])

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 from deap import base, tools
 
 from evolution.objectives import Objectives
+from evolution.pareto import Fitness
 from evolution.strategies.selection import roulette
 from genome import Encoding, genome_from_dict
 from genome.rng import lend
@@ -24,46 +25,38 @@ from genome.section import Section
 
 Values = Optional[Sequence[float]]
 """What a strategy is told: the objective values in config order, or ``None`` for a result
-that is not ok (failed, timed out, crashed, ...), which ranks below every real one."""
-
-
-class Fitness(base.Fitness):
-    """DEAP fitness whose weights (+1 maximise, -1 minimise, one per objective) are given per
-    instance, so one module-level class serves every run; never made with
-    ``creator.create``."""
-
-    weights: tuple[float, ...] = ()
-
-    def __init__(self, weights: Sequence[float], values: Sequence[float] = ()):
-        self.weights = tuple(weights)
-        super().__init__(tuple(values))
-
-    def __deepcopy__(self, memo: Any) -> "Fitness":
-        copy = Fitness(self.weights)
-        copy.wvalues = self.wvalues
-        return copy
+that is not ok, which ranks below every real one; with a ``violation`` (Deb's rules, see
+:mod:`evolution.pareto`): 0 when ok, how much an infeasible result broke the constraints,
+``inf`` when it failed, timed out or crashed."""
 
 
 class Individual:
-    """A population member: a frozen genome plus its DEAP fitness. Copying an individual shares
-    the genome (it cannot change) and copies the fitness."""
+    """A population member: a frozen genome plus its DEAP fitness (with the constraint
+    violation). Copying an individual shares the genome (it cannot change) and copies the
+    fitness."""
 
     __slots__ = ("genome", "fitness")
 
     def __init__(self, genome: Any, weights: Sequence[float],
-                 values: Optional[Sequence[float]] = None):
+                 values: Optional[Sequence[float]] = None, violation: float = 0.0):
         self.genome = genome
-        self.fitness = Fitness(weights, values if values is not None else ())
+        self.fitness = Fitness(weights, values if values is not None else (), violation)
 
     @property
     def told(self) -> bool:
         return self.fitness.valid
 
     @property
+    def violation(self) -> float:
+        return self.fitness.violation
+
+    @property
     def outcome(self) -> Values:
-        """The told values, or ``None`` when untold or failed (told the worst values)."""
+        """The told values, or ``None`` when untold, infeasible or failed (told the worst
+        values)."""
         values = self.fitness.values if self.told else None
-        return values if values is not None and all(map(math.isfinite, values)) else None
+        ok = values is not None and not self.violation and all(map(math.isfinite, values))
+        return values if ok else None
 
     @property
     def value(self) -> float:
@@ -73,7 +66,7 @@ class Individual:
 
     def copy(self) -> "Individual":
         return Individual(self.genome, self.fitness.weights,
-                          self.fitness.values if self.fitness.valid else None)
+                          self.fitness.values if self.fitness.valid else None, self.violation)
 
 
 def rng_state(rng: random.Random) -> list[Any]:
@@ -88,16 +81,24 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 
 def individuals_state(members: Any) -> list[dict[str, Any]]:
-    """Population members as JSON: genome dict and values (``None`` when failed or untold)."""
+    """Population members as JSON: genome dict, values (``None`` when not ok or untold) and
+    violation (``None`` for ``inf``)."""
     return [{"genome": m.genome.to_dict(),
-             "values": list(m.outcome) if m.outcome is not None else None, "told": m.told}
+             "values": list(m.outcome) if m.outcome is not None else None, "told": m.told,
+             "violation": m.violation if math.isfinite(m.violation) else None}
             for m in members]
 
 
 def load_individuals(state: list[dict[str, Any]], objectives: Objectives) -> list[Individual]:
-    return [Individual(genome_from_dict(m["genome"]), objectives.weights,
-                       (m["values"] if m["values"] is not None else objectives.worst)
-                       if m["told"] else None) for m in state]
+    members = []
+    for m in state:
+        violation = m["violation"] if m["violation"] is not None else math.inf
+        values = None
+        if m["told"]:
+            values = m["values"] if m["values"] is not None else objectives.worst
+        members.append(Individual(genome_from_dict(m["genome"]), objectives.weights, values,
+                                  violation if m["told"] else 0.0))
+    return members
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,11 @@ class Strategy(ABC):
         """Up to ``n`` genomes to evaluate now; fewer (even none) while it waits for results."""
 
     @abstractmethod
-    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
-        """The objective values of an asked genome (``None`` for a result that is not ok).
-        Returns events worth recording, such as a finished generation."""
+    def tell(self, ticket: int, values: Values, violation: float = 0.0
+             ) -> list[dict[str, Any]]:
+        """The objective values of an asked genome (``None`` for a result that is not ok) and
+        its ``violation`` (see :data:`Values`). Returns events worth recording, such as a
+        finished generation."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -153,15 +156,20 @@ class Strategy(ABC):
         config the strategy was built with."""
 
     # ------------------------------------------------------------------ helpers
-    def individual(self, genome: Any, values: Values = None, told: bool = False) -> Individual:
-        """An individual of this run's objectives; told ``None`` values are the worst."""
+    def individual(self, genome: Any, values: Values = None, told: bool = False,
+                   violation: float = 0.0) -> Individual:
+        """An individual of this run's objectives; told ``None`` values are the worst (and a
+        told ``None`` without a violation is a failure: violation ``inf``)."""
         if told and values is None:
             values = self.objectives.worst
-        return Individual(genome, self.objectives.weights, values)
+            violation = violation or math.inf
+        return Individual(genome, self.objectives.weights, values, violation)
 
     def group_event(self, kind: str, values: Sequence[Values], **fields: Any) -> dict[str, Any]:
-        """A ``generation`` / ``window`` journal event: ``fields`` plus the group's best, mean
-        (first objective) and failures (see :meth:`Objectives.summary`)."""
+        """A ``generation`` / ``window`` journal event: ``fields`` plus the group's best and
+        mean (first objective, see :meth:`Objectives.summary`). The run loop adds how many
+        results since the previous such event failed or were infeasible, and with several
+        objectives the front's size and hypervolume."""
         return {"event": kind, **fields, **self.objectives.summary(values)}
 
 

@@ -76,13 +76,15 @@ class GeneticStrategy(Strategy):
             self._handed += 1
         return asks
 
-    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
+    def tell(self, ticket: int, values: Values, violation: float = 0.0
+             ) -> list[dict[str, Any]]:
         generation, position = divmod(ticket, self.size)
         member = self.batch[position] if generation == self.generation else None
         if member is None or position >= self._handed or member.told:
             raise ValueError(f"ticket {ticket} was not asked in generation {self.generation} "
                              f"or was already told")
-        member.fitness.values = tuple(values) if values is not None else self.objectives.worst
+        self.batch[position] = member = self.individual(member.genome, values, told=True,
+                                                        violation=violation)
         self._told += 1
         if self._told < self.size:
             return []

@@ -55,16 +55,15 @@ class RandomStrategy(Strategy):
             self._handed += 1
         return asks
 
-    def tell(self, ticket: int, values: Values) -> list[dict[str, Any]]:
+    def tell(self, ticket: int, values: Values, violation: float = 0.0
+             ) -> list[dict[str, Any]]:
         if ticket not in self._asked:
             raise ValueError(f"ticket {ticket} was not asked or was already told")
         self._asked.remove(ticket)
         self._told.append(list(values) if values is not None else None)
         if len(self._told) % REPORT_EVERY and len(self._told) != self.budget:
             return []
-        event = self.group_event("window", self._told, evaluations=len(self._told))
-        event["failures"] = sum(v is None for v in self._told[-REPORT_EVERY:])
-        return [event]
+        return [self.group_event("window", self._told, evaluations=len(self._told))]
 
     def state_dict(self) -> dict[str, Any]:
         return {"asked": sorted(self._asked), "handed": self._handed, "told": self._told,

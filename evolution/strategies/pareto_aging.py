@@ -1,0 +1,57 @@
+"""Aging evolution for several objectives: asynchronous, so a pool of workers never waits.
+
+Real et al.'s Algorithm 1 (see :mod:`evolution.strategies.aging`) with a Pareto tournament:
+the S members drawn uniformly with replacement compete by non-domination level within the
+current population (DEAP's ``tools.sortNondominated`` under Deb's constraint domination, see
+:mod:`evolution.pareto`), then by larger crowding distance on their front (DEAP's
+``tools.assignCrowdingDist``), then the first drawn. The oldest member still leaves, whatever
+its rank. The run does P + C evaluations.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+from deap import tools
+from deap.tools.emo import assignCrowdingDist  # not re-exported by deap.tools
+
+from evolution.objectives import Objectives
+from evolution.strategies.aging import AgingConfig, AgingStrategy
+from evolution.strategies.base import Individual
+from genome import Encoding
+from genome.rng import lend
+from genome.section import Section
+
+
+class ParetoAgingConfig(AgingConfig):
+    """Aging evolution with Pareto tournaments, for several objectives (asynchronous)."""
+
+    name: Literal["pareto_aging"] = "pareto_aging"  # type: ignore[assignment]
+
+
+def sel_pareto_tournament(individuals: list[Individual], tournsize: int,
+                          rng: random.Random) -> Individual:
+    """The winner of ``tournsize`` members drawn with replacement (DEAP's ``selRandom``, its
+    draws from ``rng``): the lowest non-domination level in ``individuals``, then the larger
+    crowding distance, then the first drawn."""
+    level = {}
+    for number, front in enumerate(tools.sortNondominated(individuals, len(individuals))):
+        assignCrowdingDist(front)
+        level.update((id(member), number) for member in front)
+    with lend(rng):
+        drawn = tools.selRandom(individuals, tournsize)
+    return min(drawn, key=lambda m: (level[id(m)], -m.fitness.crowding_dist))
+
+
+class ParetoAgingStrategy(AgingStrategy):
+    name = "pareto_aging"
+    title = "aging evolution with Pareto tournaments"
+    Config = ParetoAgingConfig
+    budget_key = "cycles"
+    multi_objective = True
+
+    def __init__(self, encoding: Encoding, space: Section, config: Any,
+                 objectives: Objectives, rng: random.Random):
+        super().__init__(encoding, space, config, objectives, rng)
+        self.toolbox.register("select", sel_pareto_tournament, rng=rng,
+                              tournsize=config.sample)
