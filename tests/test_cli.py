@@ -161,7 +161,7 @@ def test_a_budget_flag_of_another_strategy_is_refused_naming_the_right_one(finis
     cwd, run_dir = finished
     done = evonas("resume", run_dir, "--generations", 10, cwd=cwd)
     assert done.returncode == 2
-    assert "--generations is for genetic runs" in done.stderr and "--cycles N" in done.stderr
+    assert "--generations is for genetic, nsga2 and nsga3 runs" in done.stderr and "--cycles N" in done.stderr
     assert len([e for e in read_journal(run_dir) if e["event"] == "result"]) == 6
 
 
