@@ -105,8 +105,8 @@ NB_EDGES = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
 NB_WIDTHS = (16, 32, 64)
 
 
-def nb201() -> Landscape:
-    rng = random.Random(201)
+def nb201(seed: int = 201) -> Landscape:
+    rng = random.Random(seed)
     unary = [[rng.gauss(0, 1) for _ in NB_OPS] for _ in NB_EDGES]
     pairs = {(i, j): [[rng.gauss(0, 0.7) for _ in NB_OPS] for _ in NB_OPS]
              for i in range(6) for j in range(i + 1, 6)}
@@ -215,8 +215,8 @@ def mb_cost(values: Sequence[int]) -> tuple[float, float, float]:
     return params, macs, latency
 
 
-def mobile() -> Landscape:
-    rng = random.Random(3)
+def mobile(seed: int = 3) -> Landscape:
+    rng = random.Random(seed)
     choices = [MB_KERNELS, MB_EXPANDS, MB_DEPTHS] * len(MB_WIDTHS)
     unary = [[rng.gauss(0, 1) for _ in values] for values in choices]
     pair = [[[rng.gauss(0, 0.7) for _ in MB_EXPANDS] for _ in MB_KERNELS] for _ in MB_WIDTHS]
