@@ -318,3 +318,35 @@ def test_front_in_status_report_and_export(tiny, capsys):
         assert "objectives (search)" in card
         assert f"max val_accuracy = {member['values'][0]:.6g}" in card
         assert f"min params = {member['values'][1]:.6g}" in card
+
+
+@pytest.mark.parametrize("strategy", [
+    {"name": "nsga2", "population": 8, "generations": 7},
+    {"name": "nsga3", "population": 8, "generations": 7, "divisions": 3},
+    {"name": "pareto_aging", "population": 8, "sample": 4, "cycles": 56},
+])
+def test_no_architecture_is_proposed_twice_while_the_space_has_new_ones(tiny, plugin, strategy):
+    """64 proposals in a space of 256: a converging population repeats itself unless the
+    strategy mutates repeats away; the record of what was proposed survives a snapshot."""
+    config = mo_config(tiny, plugin, strategy)
+    strategy = make_strategy(config, random.Random(2))
+    keys = []
+    while not strategy.done:
+        for ask in strategy.ask(4):
+            keys.append(ask.genome.key())
+            strategy.tell(ask.ticket, *landscape(ask.genome))
+    assert len(keys) == 64 and len(set(keys)) == 64
+    state = json.loads(json.dumps(strategy.state_dict()))
+    assert sorted(state["seen"]) == sorted(keys)
+    again = make_strategy(config, random.Random(0))
+    again.load_state_dict(state)
+    assert again.seen == set(keys)
+
+
+def test_pareto_aging_samples_half_the_population_unless_told():
+    from evolution.strategies.pareto_aging import ParetoAgingConfig
+    assert ParetoAgingConfig().sample == ParetoAgingConfig().population // 2
+    assert ParetoAgingConfig(population=7).sample == 3
+    assert ParetoAgingConfig(population=30, sample=4).sample == 4
+    with pytest.raises(ValueError, match="cannot exceed"):
+        ParetoAgingConfig(population=4, sample=5)

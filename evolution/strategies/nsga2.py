@@ -4,7 +4,9 @@ Generation 0 is N random genomes. Each later generation: N parents by DEAP's
 ``tools.selTournamentDCD`` (binary tournaments on domination, then crowding distance), the
 encoding's crossover of neighbouring pairs (p_C, q_C) and mutation (p_M, q_M), evaluation of
 all N; then DEAP's ``tools.selNSGA2`` keeps the best N of parents and offspring (non-dominated
-sorting, then crowding distance). Constraints follow Deb's rules through the fitness'
+sorting, then crowding distance). No architecture is proposed twice while a few mutations can
+avoid it (:func:`novel`, duplicate elimination as in pymoo's NSGA-II): a repeat would spend an
+evaluation of the budget and tell nothing new. Constraints follow Deb's rules through the fitness'
 ``dominates`` (see :mod:`evolution.pareto`): a feasible result beats every infeasible one, and
 of two infeasible ones the smaller violation wins. The run does N * (T + 1) evaluations.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from deap import tools
 from pydantic import Field
@@ -24,6 +26,27 @@ from evolution.strategies.base import (Ask, Individual, Strategy, Values, indivi
 from genome import Encoding
 from genome.rng import lend
 from genome.section import Section
+
+
+NOVEL_TRIES = 20
+"""Single mutations tried to turn a repeated proposal into a new architecture before proposing
+the repeat anyway (a small space can run out of unseen neighbours)."""
+
+
+def novel(genome: Any, seen: set[str], step: Callable[[Any], Any],
+          tries: int = NOVEL_TRIES) -> Any:
+    """``genome`` if its architecture (canonical ``key()``) is not in ``seen``; else the first
+    of up to ``tries`` successive ``step(genome)`` (one more mutation each, or a fresh random
+    genome) whose architecture is not, or the last one tried. The returned genome's key is
+    added to ``seen``; nothing else changes (genomes are frozen)."""
+    key = genome.key()
+    for _ in range(tries):
+        if key not in seen:
+            break
+        genome = step(genome)
+        key = genome.key()
+    seen.add(key)
+    return genome
 
 
 class NSGA2Config(Section):
@@ -66,7 +89,10 @@ class NSGA2Strategy(Strategy):
         self.size = config.population
         self.generation = 0
         self.population: list[Individual] = []  # the survivors, parents of the next batch
-        self.batch = [self.individual(self.toolbox.random_genome()) for _ in range(self.size)]
+        self.seen: set[str] = set()  # the keys of every architecture proposed
+        self.batch = [self.individual(novel(self.toolbox.random_genome(), self.seen,
+                                            lambda _: self.toolbox.random_genome()))
+                      for _ in range(self.size)]
         self._handed = 0
         self._told = 0
 
@@ -117,7 +143,8 @@ class NSGA2Strategy(Strategy):
         genomes = [ind.genome for ind in self.parents(population)]
         for i in range(1, len(genomes), 2):
             genomes[i - 1], genomes[i] = self.toolbox.mate(genomes[i - 1], genomes[i])
-        return [self.individual(self.toolbox.mutate(g)) for g in genomes]
+        return [self.individual(novel(self.toolbox.mutate(g), self.seen, self.toolbox.mutate_one))
+                for g in genomes]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -125,13 +152,15 @@ class NSGA2Strategy(Strategy):
                 "population": individuals_state(self.population),
                 "crowding": [_finite(getattr(m.fitness, "crowding_dist", None))
                              for m in self.population],
-                "batch": individuals_state(self.batch), "rng": rng_state(self.rng)}
+                "batch": individuals_state(self.batch), "seen": sorted(self.seen),
+                "rng": rng_state(self.rng)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generation, self._handed, self._told = (state["generation"], state["handed"],
                                                      state["told"])
         self.batch = load_individuals(state["batch"], self.objectives)
         self.population = load_individuals(state["population"], self.objectives)
+        self.seen = set(state["seen"])
         for member, crowding in zip(self.population, state["crowding"]):
             member.fitness.crowding_dist = math.inf if crowding is None else crowding
         set_rng_state(self.rng, state["rng"])

@@ -5,7 +5,9 @@ the S members drawn uniformly with replacement compete by non-domination level w
 current population (DEAP's ``tools.sortNondominated`` under Deb's constraint domination, see
 :mod:`evolution.pareto`), then by larger crowding distance on their front (DEAP's
 ``tools.assignCrowdingDist``), then the first drawn. The oldest member still leaves, whatever
-its rank. The run does P + C evaluations.
+its rank. No architecture is proposed twice while a few mutations can avoid it (see
+:func:`evolution.strategies.nsga2.novel`): a child that repeats one already proposed is mutated
+again, a repeated initial genome drawn again. The run does P + C evaluations.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import random
 from typing import Any, Literal
 
 from deap import tools
+from pydantic import Field, model_validator
 from deap.tools.emo import assignCrowdingDist  # not re-exported by deap.tools
 
 from evolution.objectives import Objectives
 from evolution.strategies.aging import AgingConfig, AgingStrategy
 from evolution.strategies.base import Individual
+from evolution.strategies.nsga2 import novel
 from genome import Encoding
 from genome.rng import lend
 from genome.section import Section
@@ -27,6 +31,22 @@ class ParetoAgingConfig(AgingConfig):
     """Aging evolution with Pareto tournaments, for several objectives (asynchronous)."""
 
     name: Literal["pareto_aging"] = "pareto_aging"  # type: ignore[assignment]
+    sample: int = Field(10, ge=1, description="tournament sample size S; default: half the "
+                                              "population P")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _half_the_population(cls, data: Any) -> Any:
+        """S defaults to P // 2: with several objectives many members share a level and are
+        told apart only by crowding, so the tournament needs a larger share of the population
+        than single-objective aging's 5 of 20 to favour the front. On the landscapes of
+        tests/bench/bench_multiobjective.py and held-out instances of them, S = P // 2 gave the
+        larger hypervolume at 50, 100 and 200 evaluations in 20 of 21 comparisons with S = 5."""
+        if isinstance(data, dict) and "sample" not in data:
+            population = data.get("population", cls.model_fields["population"].default)
+            if isinstance(population, int) and not isinstance(population, bool):
+                data = {**data, "sample": max(1, population // 2)}
+        return data
 
 
 def sel_pareto_tournament(individuals: list[Individual], tournsize: int,
@@ -55,3 +75,15 @@ class ParetoAgingStrategy(AgingStrategy):
         super().__init__(encoding, space, config, objectives, rng)
         self.toolbox.register("select", sel_pareto_tournament, rng=rng,
                               tournsize=config.sample)
+        self.seen: set[str] = set()  # the keys of every architecture proposed
+        draw, mutate_one = self.toolbox.random_genome, self.toolbox.mutate_one
+        self.toolbox.register("random_genome",
+                              lambda: novel(draw(), self.seen, lambda _: draw()))
+        self.toolbox.register("mutate_one", lambda g: novel(mutate_one(g), self.seen, mutate_one))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seen": sorted(self.seen)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.seen = set(state["seen"])
