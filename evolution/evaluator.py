@@ -1,6 +1,7 @@
 """User evaluators: ``evaluation.evaluator: "package.module:function"`` replaces the built-in
 trainer. The function receives the genome, and the evaluation settings if it takes a second
-argument, and returns a number (the value of the one objective) or a dict of metrics holding
+argument (with ``settings["params"]``, the ``{name: value}`` of a named choice space), and
+returns a number (the value of the one objective) or a dict of metrics holding
 every objective's metric.
 
 The run imports and calls it once in the parent before the search starts, so a wrong path or a
@@ -55,6 +56,18 @@ def _takes_settings(func: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
+def with_params(genome: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` plus ``params``: ``{name: value}`` of the genome's active dimensions when
+    the space is a named choice space (``search.params``)."""
+    settings = dict(settings)
+    params = (settings.get("space") or {}).get("params")
+    if params is not None:
+        from genome.params import Space
+
+        settings["params"] = Space.from_params(params).as_dict(genome.values)
+    return settings
+
+
 def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
                    objectives: Sequence[str]) -> dict[str, Any]:
     """Call the evaluator at ``path`` and return its metrics as a dict.
@@ -65,7 +78,8 @@ def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
     caller (:func:`evolution.objectives.values_of`).
     """
     func = load_evaluator(path)
-    value = func(genome, dict(settings)) if _takes_settings(func) else func(genome)
+    settings = with_params(genome, settings)
+    value = func(genome, settings) if _takes_settings(func) else func(genome)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if len(objectives) != 1:
             raise EvaluatorError(f"evaluator {path!r} returned a single number, but the run "
