@@ -67,9 +67,11 @@ def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
+    from evolution.tuning import split
     from genome import genome_from_dict
 
-    genome = genome_from_dict(task["genome"])
+    genome, searched = split(genome_from_dict(task["genome"]))  # tuned: settings searched
+    task = {**task, "evaluation": {**task["evaluation"], **searched}}
     if task.get("evaluator"):
         from evolution.evaluator import call_evaluator
 

@@ -120,7 +120,13 @@ def facts(data: RunData) -> list[tuple[str, str]]:
     out.append(("search space", ", ".join(f"{k} {v}" for k, v in search.items()
                                           if k in ("encoding", "stages", "blocks", "channels",
                                                    "filters"))))
-    if search.get("params"):
+    if search["encoding"] == "tuned":
+        arch = config.search.architecture
+        out[-1] = ("search space", ", ".join(f"{k} {v}" for k, v in arch.items()
+                                             if k in ("encoding", "stages", "blocks",
+                                                      "channels", "filters"))
+                   + "; searched settings: " + "; ".join(config.search.space.describe()))
+    elif search.get("params"):
         out[-1] = ("search space", f"{config.search.encoding}: "
                                    + "; ".join(config.search.space.describe()))
     objectives = data.record.objectives
