@@ -17,7 +17,11 @@ import json
 import numbers
 import os
 import sys
-from typing import Any, Callable, Mapping, Sequence
+import base64
+import hashlib
+import re
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from genome.errors import EvonasError
 
@@ -26,12 +30,125 @@ class EvaluatorError(EvonasError):
     """The configured evaluator cannot be imported or returned something unusable."""
 
 
+# --------------------------------------------------------------------------- shipped callables
+CALLABLE = "callable"
+"""The module part of ``evaluation.evaluator`` for a callable given to :func:`evonas.search`:
+``callable:objective`` (``callable:lambda`` for a lambda)."""
+_SHIPPED: dict[str, str] = {}
+"""``callable:name`` -> the function serialised by dill (base64), while its search runs."""
+LARGE_BYTES = 1 << 20
+"""A shipped function this large travels with every evaluation: worth a warning."""
+
+
+def callable_path(func: Callable[..., Any]) -> str:
+    """``callable:NAME`` for ``func``: its name, ``lambda`` for a lambda."""
+    name = getattr(func, "__name__", None) or type(func).__name__
+    name = re.sub(r"\W", "", name) or "objective"
+    return f"{CALLABLE}:{name if not name[0].isdigit() else '_' + name}"
+
+
+def _unpicklable(func: Callable[..., Any]) -> list[str]:
+    """What ``func`` refers to (closure cells, globals, defaults) that dill cannot serialise,
+    each as ``name (type)``."""
+    import dill
+
+    try:
+        captured = inspect.getclosurevars(func)
+        named = {**captured.nonlocals, **captured.globals}
+    except TypeError:  # not a Python function: a callable object
+        named = dict(getattr(func, "__dict__", {}))
+    named.update({f"default {k}": v for k, v in
+                  zip(getattr(getattr(func, "__code__", None), "co_varnames", ()),
+                      getattr(func, "__defaults__", None) or ())})
+    bad = []
+    for name, value in named.items():
+        try:
+            dill.dumps(value, recurse=True)
+        except Exception:
+            bad.append(f"{name} ({type(value).__module__}.{type(value).__qualname__})")
+    return bad
+
+
+def ship(func: Callable[..., Any]) -> str:
+    """``func`` serialised for worker processes (dill, with what it refers to by value when it
+    lives in ``__main__`` or a notebook), as base64 text. An :class:`EvaluatorError` names
+    what it captured that cannot be sent."""
+    import dill
+
+    if not callable(func):
+        raise EvaluatorError(f"objective must be a function or a 'module:function' path, got "
+                             f"{type(func).__name__}")
+    try:
+        data = dill.dumps(func, recurse=True)
+        dill.loads(data)
+    except Exception as exc:
+        culprits = _unpicklable(func)
+        what = (f"it captures {', '.join(culprits)}, which cannot be sent to another process"
+                if culprits else f"{type(exc).__name__}: {exc}")
+        raise EvaluatorError(
+            f"the objective {getattr(func, '__qualname__', func)!r} cannot be shipped to the "
+            f"worker processes: {what}. Create such objects inside the function (once per "
+            f"worker, e.g. with functools.lru_cache), or give a 'module:function' path") from None
+    if len(data) > LARGE_BYTES:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the objective serialises to %.1f MiB (what it captures), sent with every "
+            "evaluation; load large data inside the function instead", len(data) / 2**20)
+    return base64.b64encode(data).decode("ascii")
+
+
+@contextmanager
+def shipping(func: Callable[..., Any], path: Optional[str] = None) -> Iterator[str]:
+    """Make ``func`` this process's evaluator ``path`` (default ``callable:NAME``; the path
+    it yields): tasks made meanwhile (:func:`shipped_for`) carry it to the workers."""
+    path = path or callable_path(func)
+    blob = ship(func)
+    previous = _SHIPPED.get(path)
+    _SHIPPED[path] = blob
+    try:
+        yield path
+    finally:
+        if previous is None:
+            _SHIPPED.pop(path, None)
+        else:
+            _SHIPPED[path] = previous
+
+
+def shipped_for(path: Optional[str]) -> Optional[str]:
+    """The serialised function of evaluator ``path`` when it is a shipped callable."""
+    return _SHIPPED.get(path) if path else None
+
+
+@functools.lru_cache(maxsize=4)
+def _unship(digest: str, blob: str) -> Callable[..., Any]:
+    import dill
+
+    try:
+        return dill.loads(base64.b64decode(blob))
+    except Exception as exc:
+        raise EvaluatorError(f"the objective could not be rebuilt in this worker: "
+                             f"{type(exc).__name__}: {exc}. A function from a module must be "
+                             f"importable here; defining it in the script or notebook sends it "
+                             f"by value") from None
+
+
+def unship(blob: str) -> Callable[..., Any]:
+    """The function :func:`ship` serialised (rebuilt once per worker)."""
+    return _unship(hashlib.sha256(blob.encode()).hexdigest(), blob)
+
+
 @functools.lru_cache(maxsize=8)
 def load_evaluator(path: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``. The current directory is searched too (after
     the installed packages, so a user's ``training.py`` never shadows evonas), so a module
     beside the config works when evonas runs from there."""
     module_name, _, attr = path.partition(":")
+    if module_name == CALLABLE:
+        raise EvaluatorError(f"this run's evaluator {path!r} is a Python callable given to "
+                             f"evonas.search(..., objective=fn); it is not importable, so "
+                             f"continue the run from Python: evonas.search(RUN_DIR, "
+                             f"objective=fn)")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
@@ -69,15 +186,17 @@ def with_params(genome: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
-                   objectives: Sequence[str]) -> dict[str, Any]:
+                   objectives: Sequence[str], shipped: Optional[str] = None) -> dict[str, Any]:
     """Call the evaluator at ``path`` and return its metrics as a dict.
 
     A number is the value of the one objective metric (``objectives`` names them); a dict
     must hold JSON values. Anything else, or a number when there are several objectives, is
     an :class:`EvaluatorError`. Whether the dict holds every objective is checked by the
-    caller (:func:`evolution.objectives.values_of`).
+    caller (:func:`evolution.objectives.values_of`). ``shipped``: the function serialised by
+    :func:`ship` (a callable given to :func:`evonas.search`), used instead of importing
+    ``path``.
     """
-    func = load_evaluator(path)
+    func = unship(shipped) if shipped is not None else load_evaluator(path)
     settings = with_params(genome, settings)
     value = func(genome, settings) if _takes_settings(func) else func(genome)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
