@@ -144,6 +144,9 @@ def load_evaluator(path: str) -> Callable[..., Any]:
     the installed packages, so a user's ``training.py`` never shadows evonas), so a module
     beside the config works when evonas runs from there."""
     module_name, _, attr = path.partition(":")
+    if module_name == "tell":
+        raise EvaluatorError(f"this run is driven by ask/tell from Python (evaluator {path!r}); "
+                             f"continue it with evonas.open_run(RUN_DIR)")
     if module_name == CALLABLE:
         raise EvaluatorError(f"this run's evaluator {path!r} is a Python callable given to "
                              f"evonas.search(..., objective=fn); it is not importable, so "
@@ -199,20 +202,27 @@ def call_evaluator(path: str, genome: Any, settings: Mapping[str, Any],
     func = unship(shipped) if shipped is not None else load_evaluator(path)
     settings = with_params(genome, settings)
     value = func(genome, settings) if _takes_settings(func) else func(genome)
+    return normalise(value, objectives, f"evaluator {path!r}")
+
+
+def normalise(value: Any, objectives: Sequence[str], what: str) -> dict[str, Any]:
+    """``value`` (what an evaluation returned) as a dict of metrics: a number is the value of
+    the one objective; a dict must hold JSON values. An :class:`EvaluatorError` names
+    ``what`` returned it otherwise."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if len(objectives) != 1:
-            raise EvaluatorError(f"evaluator {path!r} returned a single number, but the run "
+            raise EvaluatorError(f"{what} returned a single number, but the run "
                                  f"has {len(objectives)} objectives ({', '.join(objectives)}); "
                                  f"return a dict with a value for each")
         return {objectives[0]: float(value)}
     if not isinstance(value, Mapping):
-        raise EvaluatorError(f"evaluator {path!r} must return a number or a dict of metrics "
+        raise EvaluatorError(f"{what} must return a number or a dict of metrics "
                              f"with {', '.join(map(repr, objectives))}; it returned "
                              f"{type(value).__name__}: {str(value)[:80]}")
     metrics = dict(value)
     try:
         json.dumps(metrics, default=None)
     except (TypeError, ValueError) as exc:
-        raise EvaluatorError(f"evaluator {path!r} returned metrics that are not JSON "
+        raise EvaluatorError(f"{what} returned metrics that are not JSON "
                              f"values: {exc}") from None
     return metrics

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from evolution.api import search
+from evolution.asktell import Run, Trial, open_run
 from evolution.callbacks import Callback
 from evolution.config import Config, ConfigError, load_config
 from evolution.record import RunRecord
@@ -51,4 +52,4 @@ __all__ = ["BinaryGenome", "Callback", "CellGenome", "ChoiceGenome", "Config", "
            "EvonasError",
            "GenomeError", "RunRecord", "RunSummary", "__version__", "build_model",
            "genome_from_dict", "load_config", "load_genome", "load_model", "parse_genome",
-           "resume", "run", "search"]
+           "open_run", "resume", "run", "Run", "search", "Trial"]
