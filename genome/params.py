@@ -265,7 +265,7 @@ def dim_spec(dim: Dim) -> Any:
 
 @dataclass(frozen=True)
 class Space:
-    """An ordered tuple of dimensions; ``names`` is ``None`` for a positional space (the
+    """An ordered tuple of dimensions; ``named`` is false for a positional space (the
     ``choices`` list form, whose dimensions are named ``0``, ``1``, ...)."""
 
     dims: tuple[Dim, ...]
