@@ -75,3 +75,27 @@ def test_the_report_lists_the_searched_settings_and_the_best_ones(tiny, one_thre
     best = genome_from_dict(summary.best["genome"]).values["optimizer"]
     assert "searched settings: optimizer: sgd|adam" in text
     assert f"| best parameters | optimizer '{best}' |" in text
+
+
+def test_searched_settings_with_a_condition_round_trip_through_export(tiny, one_thread):
+    from evolution.export import export_run
+    import evonas
+
+    config = config_from_dict({**tiny, "strategy": {"name": "random", "evaluations": 3},
+                               "evaluation": {"epochs": 1, "batch_size": 16,
+                                              "optimizer": ["sgd", "adam"],
+                                              "momentum": {"uniform": [0.5, 0.95],
+                                                           "when": {"optimizer": "sgd"}}}})
+    summary = run(config)
+    best = genome_from_dict(summary.best["genome"])
+    assert ("momentum" in best.values) == (best.values["optimizer"] == "sgd")
+    second = [r for r in evonas.RunRecord(summary.run_dir).best(2)][-1]
+    folders = export_run(summary.run_dir, top=2, formats=("weights",))
+    assert len(folders) == 2
+    for folder, result in zip(folders, [summary.best, second]):
+        genome = genome_from_dict(result["genome"])
+        exported = json.loads((folder / "genome.json").read_text())
+        assert genome_from_dict(exported.get("genome", exported)) == genome
+        settings = json.loads((folder / "settings.json").read_text())["evaluation"]
+        assert {k: settings[k] for k in genome.values} == genome.values
+        assert evonas.load_model(folder)(torch.zeros(1, 1, 8, 8)).shape == (1, 3)
