@@ -51,7 +51,8 @@ def test_ask_tell_journals_caches_and_summarises(tmp_path):
 def test_tell_checks_what_it_gets_and_failures_are_results(tmp_path):
     run = evonas.open_run(config(tmp_path, objectives=[{"metric": "score"},
                                                        {"metric": "cost", "direction": "min"}],
-                                 evaluation={}, strategy={"name": "nsga2", "population": 4, "generations": 2}))
+                                 evaluation={},
+                                 strategy={"name": "nsga2", "population": 4, "generations": 2}))
     first, second = run.ask(), run.ask()
     with pytest.raises(AskTellError, match="2 trials are out .*tell one"):
         run.ask()

@@ -100,8 +100,8 @@ def test_config_validation_names_the_dimension(tiny):
                             ({"a": {"log_uniform": [0, 1]}}, "a: log_uniform needs low > 0"),
                             ({"a": {"int": [1.5, 3]}}, "a: .int: .low, high.. takes two integers"),
                             ({"a": {"int": [1, 3], "uniform": [0, 1]}}, "a: give exactly one of"),
-                            ({"a": {"values": [1], "when": {"b": 1}}}, "a: when names .b., which is not a dimension "
-                                                                        "defined before"),
+                            ({"a": {"values": [1], "when": {"b": 1}}},
+                             "a: when names .b., which is not a dimension defined before"),
                             ({"a": [1, 2], "b": {"int": [1, 2], "when": {"a": 3}}},
                              "b: when a: .3. is not a value a can take")]:
         with pytest.raises(ConfigError, match=f"search.params: {message}"):
@@ -152,6 +152,5 @@ def test_report_names_the_space_and_the_best_parameters(user_module, tiny):
     summary = run(config)
     report_run(summary.run_dir)
     text = (summary.run_dir / "report" / "report.md").read_text()
-    assert "lr: log_uniform 0.0001..0.3" in text
-    assert "kernel: 3|5 (when {'op': ('conv',)})" in text
+    assert "lr: log_uniform 0.0001..0.3" in text and "kernel: 3|5 (when {'op': ('conv',)})" in text
     assert "| best parameters | op " in text and "'lr' " not in text and "lr 0." in text

@@ -1,8 +1,9 @@
 """The same search written with Optuna and with evonas' Python API (tests/bench/side_by_side/):
 an MLP on the digits, its solver, momentum (only for sgd), width (log int) and L2 penalty (log
 float) searched, 30 trials on 2 workers (Optuna: 2 threads, TPE; evonas: 2 spawned processes,
-aging evolution), resumable storage in both, one BLAS thread per evaluation. Prints, side by side, each
-script's lines (code lines: neither blank nor comments), wall time and best validation accuracy.
+aging evolution), resumable storage in both, one BLAS thread per evaluation. Prints, side by
+side, each script's lines (code lines: neither blank nor comments), wall time and best
+validation accuracy.
 
     PYTHONPATH=$PWD .venv/bin/python tests/bench/bench_api_vs_optuna.py   # needs optuna
 """

@@ -20,5 +20,6 @@ summary = evonas.search({
         "solver": ["adam", "sgd"], "momentum": {"uniform": [0.5, 0.99], "when": {"solver": "sgd"}},
         "hidden": {"log_int": [8, 128]}, "alpha": {"log_uniform": [1e-5, 1e-1]}}},
     "strategy": {"name": "aging", "population": 8, "sample": 3, "cycles": 22},
-    "evaluation": {"objective": "accuracy"}, "pool": {"workers": 2}}, objective=objective, resume=True)
+    "evaluation": {"objective": "accuracy"}, "pool": {"workers": 2}},
+    objective=objective, resume=True)
 print(summary.best_values, summary.best_genome)
