@@ -115,6 +115,14 @@ def shipping(func: Callable[..., Any], path: Optional[str] = None) -> Iterator[s
             _SHIPPED[path] = previous
 
 
+def check_resolvable(path: str) -> None:
+    """Before a run starts: an :class:`EvaluatorError` saying how to continue when ``path`` is a
+    callable's (``callable:NAME``) that this process is not shipping, or an ask/tell run's
+    (``tell:user``). Module paths are not imported here: the first evaluations check them."""
+    if path.partition(":")[0] in (CALLABLE, "tell") and shipped_for(path) is None:
+        load_evaluator(path)  # raises, with the way to continue
+
+
 def shipped_for(path: Optional[str]) -> Optional[str]:
     """The serialised function of evaluator ``path`` when it is a shipped callable."""
     return _SHIPPED.get(path) if path else None

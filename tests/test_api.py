@@ -125,3 +125,28 @@ def test_a_lambda_objective_runs_on_a_dask_local_cluster(tmp_path):
     results = run_script(tmp_path, {"backend": "dask", "workers": 2})
     assert all(r["status"] == "ok" for r in results)
     assert len({r["metrics"]["pid"] for r in results if not r["cached"]}) >= 1
+
+
+def test_an_interrupted_callable_run_continues_from_python_with_its_objective(tiny):
+    calls = []
+
+    def score(genome):
+        calls.append(genome.key())
+        if len(calls) == 5:  # the user's Ctrl-C, once, in this process (serial pool)
+            raise KeyboardInterrupt
+        return float(genome.values[0])
+
+    config = small(tiny, pool={"backend": "serial"}, deterministic=True)
+    with pytest.raises(KeyboardInterrupt):
+        evonas.search(config, objective=score)
+    run_dir = Path(tiny["runs_dir"]) / "tiny"
+    assert len([e for e in read_journal(run_dir) if e["event"] == "result"]) == 4
+    with pytest.raises(EvaluatorError, match=r"evonas.search\(RUN_DIR, objective=fn\)"):
+        evonas.resume(run_dir)  # what `evonas resume` does: the callable is not importable
+    summary = evonas.search(run_dir, objective=score)
+    assert summary.evaluations == 8 and summary.failures == 0
+    # the same as an uninterrupted run
+    whole = evonas.search({**config, "name": "whole"}, objective=score)
+    assert whole.best_values == summary.best_values
+    keys = lambda d: [e["key"] for e in read_journal(d) if e["event"] == "result"]
+    assert keys(run_dir) == keys(whole.run_dir)

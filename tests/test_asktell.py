@@ -71,6 +71,10 @@ def test_tell_checks_what_it_gets_and_failures_are_results(tmp_path):
     assert results[1]["message"] == "RuntimeError: out of memory"
     with pytest.raises(AskTellError, match="closed"):
         run.ask()
+    from evolution.evaluator import EvaluatorError
+
+    with pytest.raises(EvaluatorError, match=r"continue it with evonas.open_run\(RUN_DIR\)"):
+        evonas.resume(run.path)  # `evonas resume` cannot be the evaluator: it says so
 
 
 SCRIPT = textwrap.dedent('''
