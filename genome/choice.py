@@ -221,7 +221,7 @@ class Choice(Encoding):
         return crossover(a, b, rng, p_c=p_c, q_c=q_c, space=space.space)
 
     def claims(self, text: str) -> bool:
-        return text.startswith("[")
+        return text.startswith("[") and text.endswith("]")
 
     def named(self, genome: ChoiceGenome, space: ChoiceSearch) -> Optional[dict[str, Any]]:
         return space.space.as_dict(genome.values) if space.params is not None else None

@@ -99,3 +99,21 @@ def test_searched_settings_with_a_condition_round_trip_through_export(tiny, one_
         settings = json.loads((folder / "settings.json").read_text())["evaluation"]
         assert {k: settings[k] for k in genome.values} == genome.values
         assert evonas.load_model(folder)(torch.zeros(1, 1, 8, 8)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("architecture", [
+    {"encoding": "choice", "params": {"op": ["a", "b"], "n": {"int": [1, 9]}}},
+    {"encoding": "cell", "blocks": 2, "cells_per_stack": 1, "filters": 4},
+])
+def test_tuned_genomes_of_every_architecture_parse_from_their_text(tiny, architecture):
+    import random
+
+    from genome import get_encoding, parse_genome
+
+    config = config_from_dict({**tiny, "search": architecture, "evaluation": {
+        "evaluator": "m:f", "objective": "s", "lr": {"log_uniform": [1e-3, 0.3]}}})
+    rng = random.Random(0)
+    for _ in range(10):
+        genome = get_encoding("tuned").random(config.search, rng)
+        assert parse_genome(genome.to_string()) == genome
+        assert parse_genome(genome.genome.to_string()) == genome.genome
