@@ -23,15 +23,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from evolution.config import Config, ConfigError
-from evolution.evaluator import EvaluatorError, normalise
+from evolution.evaluator import normalise
 from evolution.journal import (CONFIG, FORMAT, IDENTITY, RunDirectory, differences,
                                frozen_config, read_events)
 from evolution.objectives import values_of
 from evolution.pool.base import Pool
-from evolution.results import FAILED, OK, Result, make_result, result_event
+from evolution.results import FAILED, INFEASIBLE, OK, Result, make_result, result_event
 from genome import genome_from_dict, get_encoding
 from genome.errors import EvonasError
 
@@ -159,7 +159,7 @@ class Run:
         task = self._pool.waiting.popleft()
         self._pool.out[task["index"]] = task
         genome = genome_from_dict(task["genome"])
-        arch, searched = get_encoding(genome.encoding).split(genome)
+        _, searched = get_encoding(genome.encoding).split(genome)
         named = get_encoding(self.config.search.encoding).named(genome, self.config.search)
         return Trial(task["index"], task["seed"], genome, params=dict(named or {}),
                      settings={**task["evaluation"], **searched})
@@ -207,7 +207,7 @@ class Run:
 
         violation, broken = Constraints.from_dict(task.get("constraints")).check(metrics)
         if broken:
-            return make_result(index, "infeasible", metrics=metrics, message=describe(broken),
+            return make_result(index, INFEASIBLE, metrics=metrics, message=describe(broken),
                                violation=violation, violations=broken)
         return make_result(index, OK, values=values, metrics=metrics)
 
