@@ -81,10 +81,12 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     import evonas
 
-    config = json.loads(sys.argv[1])
+    config, stop_at = json.loads(sys.argv[1]), int(sys.argv[2])
     run = evonas.open_run(config)
     while (trial := run.ask()) is not None:
         print("ASKED", trial.index, flush=True)
+        if trial.index == stop_at:
+            sys.stdin.readline()  # wait, trial out, for the SIGKILL
         x = trial.params
         run.tell(trial, x["x"] + x.get("k", 0) * 0.5 + trial.seed % 7 / 100)
     run.close()
@@ -105,14 +107,15 @@ def test_a_killed_ask_tell_script_reopened_writes_the_uninterrupted_journal(tmp_
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def start(name: str) -> subprocess.Popen:
+    def start(name: str, stop_at: int = -1) -> subprocess.Popen:
         data = json.dumps(config(tmp_path, name=name))
-        return subprocess.Popen([sys.executable, str(script), data], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen([sys.executable, str(script), data, str(stop_at)], cwd=tmp_path,
+                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
 
     whole = start("whole")
     assert whole.communicate(timeout=300)[0].endswith("DONE\n")
-    killed = start("killed")
+    killed = start("killed", stop_at=kill_at)
     for line in killed.stdout:  # kill it between an ask and its tell
         if line.startswith(f"ASKED {kill_at}"):
             killed.send_signal(signal.SIGKILL)
