@@ -15,6 +15,7 @@ from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, fie
 
 from evolution.pool import BACKENDS
 from evolution.strategies import STRATEGIES
+from evolution.tuning import check_settings, fold_settings
 from genome import ENCODINGS
 from genome.errors import EvonasError
 from genome.section import Section as _Section
@@ -204,7 +205,7 @@ class Config(_Section):
                                  "direction})")
             data = {**data, "evaluation": evaluation,
                     "objectives": [{"metric": metric, "direction": "max"}]}
-        return data
+        return fold_settings(data)  # evaluation.lr: {log_uniform: [...]} -> search: tuned
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -227,6 +228,7 @@ class Config(_Section):
             if kind != task.data_kind:
                 raise ValueError(f"data.dataset {self.data.dataset!r} holds {kind}, but task "
                                  f"{task.name!r} trains on {task.data_kind}")
+        check_settings(self.search, EvaluationConfig)
         strategy = STRATEGIES[self.strategy.name]
         if len(metrics) > 1 and not strategy.multi_objective:
             several = [n for n, s in STRATEGIES.items() if s.multi_objective]

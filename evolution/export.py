@@ -29,6 +29,7 @@ from evolution.config import Config, load_config
 from evolution.journal import JOURNAL, RunDirectoryError, write_json
 from evolution.objectives import Objectives
 from evolution.record import BEST, RunRecord
+from evolution.tuning import training_settings
 from genome import GenomeError, genome_from_dict, load_genome
 from training.export import (FORMATS, ExportError, check_formats, export_model, input_spec,
                              replace_dir)
@@ -101,7 +102,7 @@ def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: 
 
     from training.trainer import score
 
-    evaluation = config.evaluation.model_dump(mode="json")
+    evaluation = training_settings(config.evaluation.model_dump(mode="json"), result["genome"])
     genome = genome_from_dict(result["genome"])
     training = {"trained": True, "seed": result["seed"],
                 "threads": config.pool.threads_per_worker,
@@ -152,7 +153,8 @@ def _info(config: Config, record_name: str, run_dir: Path, rank: int, result: Ma
                        "objectives": [str(o) for o in Objectives.from_config(config)]},
             "metrics": dict(metrics), "search_metrics": result["metrics"],
             "training": dict(training), "input": dict(spec),
-            "evaluation": config.evaluation.model_dump(mode="json"),
+            "evaluation": training_settings(config.evaluation.model_dump(mode="json"),
+                                            result["genome"]),
             "data": config.data.model_dump(mode="json")}
 
 
@@ -183,7 +185,8 @@ def _reuse_best(run_dir: Path, result: Mapping[str, Any], space: Mapping[str, An
     source = settings.get("source") or {}
     if not (source.get("key") == result["key"] and source.get("seed") == result["seed"]
             and settings.get("space") == dict(space)
-            and settings.get("evaluation") == config.evaluation.model_dump(mode="json")
+            and settings.get("evaluation") == training_settings(
+                config.evaluation.model_dump(mode="json"), result["genome"])
             and (settings.get("training") or {}).get("data") == "train"):
         return None
     try:

@@ -29,7 +29,7 @@ from evolution.constraints import Constraints
 from evolution.objectives import Objectives
 from evolution.record import sessions_seconds
 from evolution.pool import Pool, make_pool
-from evolution.evaluator import EvaluatorError
+from evolution.evaluator import EvaluatorError, check_resolvable
 from evolution.pareto import Front
 from evolution.results import (CRASHED, FAILED, INFEASIBLE, OK, cache_entry, cache_hit,
                                is_failure, result_event, user_frames, violation_of)
@@ -441,6 +441,7 @@ def _prepare(config: Config) -> tuple[dict[str, Any], str]:
     needed downloads) the data set, so problems show before any evaluation."""
     evaluator = config.evaluation.evaluator
     if evaluator:  # checked by the first evaluation, in a worker (see Search.loop)
+        check_resolvable(evaluator)  # a Python callable's or ask/tell run's: how to continue
         return config.model_space(), f"evaluator {evaluator}"
     from training import load_dataset  # torch: only when the built-in trainer is used
 

@@ -26,6 +26,10 @@ TINY_SPACES = {  # the smallest interesting search section of each encoding
     "cell": {"encoding": "cell", "blocks": 3, "cells_per_stack": 1, "filters": 4,
              "ops": ["identity", "sep_conv_3x3", "max_pool_3x3", "avg_pool_3x3"]},
     "choice": {"encoding": "choice", "choices": [["a", "b", "c"], [1, 2], [True, False]]},
+    "tuned": {"encoding": "tuned",
+              "architecture": {"encoding": "binary", "stages": [2, 3], "channels": [4, 6]},
+              "settings": {"lr": {"log_uniform": [0.01, 0.1]}, "optimizer": ["sgd", "adam"],
+                           "momentum": {"uniform": [0.5, 0.9], "when": {"optimizer": "sgd"}}}},
 }
 
 
