@@ -85,6 +85,10 @@ class EvaluationConfig(_Section):
     eval_batch_size: int = Field(512, ge=1)
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of a cell model's auxiliary "
                                     "head loss (search.auxiliary)")
+    latency_batch_size: int = Field(1, ge=1, description="batch of latency_ms (measured when "
+                                    "an objective or constraint names it) and of the card's")
+    latency_seconds: float = Field(0.2, gt=0, le=60, description="time spent measuring latency "
+                                   "(torch.utils.benchmark blocked_autorange)")
 
 
 class PoolConfig(_Section):

@@ -120,13 +120,14 @@ def test_top_k_writes_ranked_folders_with_every_file(binary_run):
         assert settings["training"]["reproduced"] is True
         assert settings["metrics"]["val_accuracy"] == result["metrics"]["val_accuracy"]
         assert 0.0 <= settings["metrics"]["test_accuracy"] <= 1.0
-        assert settings["latency"]["batch_size"] == 512 and settings["latency"]["median_ms"] > 0
+        assert settings["latency"]["batch_size"] == 1 and settings["latency"]["median_ms"] > 0
         assert settings["parameters"] == result["metrics"]["params"]
         assert settings["flops"] == result["metrics"]["flops"]
         card = (folder / "README.md").read_text()
         for text in (doc["string"], "validation accuracy", "test accuracy",
                      f"{settings['metrics']['test_accuracy']:.4f}", "FLOPs per example",
-                     "ms per batch of 512", "torch.jit.load", "onnxruntime", "load_model"):
+                     "ms per batch of 1 (median; interquartile range",
+                     "blocked_autorange", "1 thread,", "torch.jit.load", "onnxruntime", "load_model"):
             assert text in card
         assert index["ranks"][rank - 1]["genome"] == doc["string"]
         docs.append(doc)

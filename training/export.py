@@ -14,7 +14,8 @@ An export folder holds:
 ``model.onnx`` (format ``onnx``)
     the eval-mode model in ONNX (opset 17, input ``input``, output ``logits``, dynamic batch)
 ``README.md``
-    a model card: genome, accuracies, parameters, FLOPs, CPU latency, how to load it
+    a model card: genome, accuracies, parameters, FLOPs, CPU latency (median and spread,
+    threads, hardware), how to load it
 
 TorchScript and ONNX files are inference graphs of the eval-mode model: a cell model with an
 auxiliary head returns logits only (the head is used in training only; its weights are still in
@@ -31,9 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import statistics
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -48,7 +46,7 @@ from training.data import DATASETS, load_dataset, normalization_axes
 from training.decode import build_model
 from training.folders import replace_dir as _replace_dir
 from training.tasks import get_task
-from training.trainer import count_flops
+from training.measures import DEFAULT_LATENCY_SECONDS, count_flops, measure_latency
 
 log = logging.getLogger(__name__)
 
@@ -132,39 +130,6 @@ def inference_parameters(model: nn.Module) -> int:
     """Parameters of the eval-mode model (without a cell model's auxiliary head)."""
     return sum(p.numel() for name, p in model.named_parameters()
                if not name.startswith("auxiliary_head."))
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@torch.no_grad()
-def measure_latency(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, *,
-                    runs: int = 5, warmup: int = 1) -> dict[str, Any]:
-    """CPU wall time of one forward pass of the eval-mode ``model`` on a batch of
-    ``batch_size`` random inputs: the median of ``runs`` timed passes after ``warmup`` untimed
-    ones, in milliseconds, with torch's current thread count (recorded)."""
-    was_training = model.training
-    model.eval()
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    model.train(was_training)
-    return {"median_ms": statistics.median(times) * 1000.0, "batch_size": batch_size,
-            "runs": runs, "threads": torch.get_num_threads(), "cpu": _cpu_name(),
-            "torch": torch.__version__}
 
 
 # ------------------------------------------------------------------------------- writing
@@ -259,8 +224,7 @@ def _inputs(input_shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor
 @torch.no_grad()
 def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[str, Any],
                  input_shape: tuple[int, ...], formats: tuple[str, ...],
-                 info: Mapping[str, Any], latency_batch_size: int,
-                 latency_runs: int) -> None:
+                 info: Mapping[str, Any], latency: Mapping[str, Any]) -> None:
     genome_doc = {"encoding": genome.encoding, "genome": genome.to_dict(),
                   "string": genome.to_string(), "key": genome.key()}
     _write_json(directory / "genome.json", genome_doc)
@@ -319,8 +283,7 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
         "files": {f: FILES[f] for f in formats},
         "parameters": params, "auxiliary_parameters": total - params,
         "flops": count_flops(model, tuple(input_shape)),
-        "latency": measure_latency(model, tuple(input_shape), latency_batch_size,
-                                   runs=latency_runs),
+        "latency": measure_latency(model, tuple(input_shape), **latency),
         "onnx": onnx_info, "checks": checks, "torch": torch.__version__,
     }
     for key, value in info.items():
@@ -335,7 +298,9 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
 def export_model(model: nn.Module, genome: Any, space: Mapping[str, Any],
                  out_dir: str | os.PathLike, *, input_shape: Iterable[int],
                  formats: Iterable[str] | str = FORMATS, info: Optional[Mapping[str, Any]] = None,
-                 latency_batch_size: int = 512, latency_runs: int = 5) -> Path:
+                 latency_batch_size: int = 1,
+                 latency_seconds: float = DEFAULT_LATENCY_SECONDS,
+                 latency_runs: Optional[int] = None) -> Path:
     """Write ``model`` (decoded from ``genome`` with ``space``, which includes ``in_channels``
     and ``num_classes``) to the export folder ``out_dir`` and return its path.
 
@@ -346,14 +311,17 @@ def export_model(model: nn.Module, genome: Any, space: Mapping[str, Any],
     ``data``, ``seed``, ...), ``source``, ``input`` (``dataset``, ``normalize``),
     ``evaluation``, ``data``. The model is put in eval mode (and left there); its weights are
     not changed. ``out_dir`` is replaced if it is an earlier export; any other non-empty folder
-    is an error.
+    is an error. Latency is measured on the CPU for a batch of ``latency_batch_size`` with
+    ``torch.utils.benchmark`` for ``latency_seconds`` (or exactly ``latency_runs`` single
+    calls), see :func:`training.measures.measure_latency`.
     """
     formats = check_formats(formats)
     input_shape = tuple(int(n) for n in input_shape)
     model.eval()
     return replace_dir(Path(out_dir), lambda tmp: _write_files(
-        tmp, model, genome, space, input_shape, formats, dict(info or {}), latency_batch_size,
-        latency_runs), owned=is_export)
+        tmp, model, genome, space, input_shape, formats, dict(info or {}),
+        {"batch_size": latency_batch_size, "min_run_time": latency_seconds,
+         "runs": latency_runs, "device": "cpu"}), owned=is_export)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -413,6 +381,18 @@ def _numbers(values: Iterable[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
+def _latency(latency: Mapping[str, Any]) -> str:
+    """``0.123 ms per batch of 1 (median; IQR 0.004 ms over 250 runs of 40 calls, ...)``."""
+    threads = latency["threads"]
+    return (f"{latency['median_ms']:.3g} ms per batch of {latency['batch_size']} (median; "
+            f"interquartile range {latency.get('iqr_ms', float('nan')):.2g} ms over "
+            f"{latency['runs']} runs of {latency.get('calls_per_run', 1)} call"
+            f"{'s' if latency.get('calls_per_run', 1) != 1 else ''}; "
+            f"{latency.get('method', 'perf_counter')}; {threads} thread"
+            f"{'s' if threads != 1 else ''}, {latency.get('hardware', latency.get('cpu'))}, "
+            f"torch {latency['torch']}, eager PyTorch)")
+
+
 def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     """The ``README.md`` of an export folder, from its ``genome.json`` and ``settings.json``."""
     metrics = settings.get("metrics") or {}
@@ -454,10 +434,7 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     rows = [("genome", f"`{genome_doc['string']}`"), ("canonical key", f"`{genome_doc['key']}`"),
             (f"validation {primary}", val), (f"test {primary}", test), ("parameters", params),
             ("FLOPs per example", f"{settings['flops']:,}"),
-            ("CPU latency", f"{latency['median_ms']:.2f} ms per batch of "
-                            f"{latency['batch_size']} (median of {latency['runs']} runs, "
-                            f"{latency['threads']} thread{'s' if latency['threads'] > 1 else ''}, "
-                            f"{latency['cpu']}, torch {latency['torch']}, eager PyTorch)")]
+            ("CPU latency", _latency(latency))]
     if source.get("objectives") and source.get("values"):  # as the search measured them
         rows.append(("objectives (search)", ", ".join(
             f"{o} = {v:.6g}" for o, v in zip(source["objectives"], source["values"]))))

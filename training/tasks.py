@@ -30,7 +30,7 @@ class Task(ABC):
     output_name: ClassVar[str]          # the exported model's output
     split_metrics: ClassVar[tuple[str, ...]]  # what measure() returns for a split
     primary: ClassVar[str]              # the split metric people read first (accuracy)
-    metrics: ClassVar[tuple[str, ...]]  # what every evaluation reports
+    metrics: ClassVar[tuple[str, ...]]  # what an evaluation can report (objectives, constraints)
     directions: ClassVar[Mapping[str, str]]  # the natural direction of each measured metric
 
     @abstractmethod
@@ -71,9 +71,11 @@ class Classification(Task):
     output_name = "logits"
     split_metrics = ("accuracy", "loss")
     primary = "accuracy"
-    metrics = ("val_accuracy", "val_loss", "train_loss", "params", "flops", "train_seconds")
+    metrics = ("val_accuracy", "val_loss", "train_loss", "params", "flops", "train_seconds",
+               "latency_ms", "latency_iqr_ms")
     directions = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min",
-                  "params": "min", "flops": "min", "train_seconds": "min"}
+                  "params": "min", "flops": "min", "train_seconds": "min",
+                  "latency_ms": "min", "latency_iqr_ms": "min"}
 
     def loss(self, output: Any, target: Any, evaluation: Mapping[str, Any]) -> Any:
         from torch import nn

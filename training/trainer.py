@@ -9,16 +9,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from genome.errors import EvonasError
 from training.data import Splits
 from training.decode import build_model
+from training.measures import count_flops, count_parameters, take_measures  # noqa: F401
 from training.tasks import Task, get_task
 
 DEFAULT_EVALUATION: dict[str, Any] = {
@@ -42,20 +42,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Floating-point operations of one forward pass on one example (torch's flop counter)."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *input_shape))
-    model.train(was_training)
-    return int(counter.get_total_flops())
 
 
 def _optimizer(model: nn.Module, s: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -116,6 +102,7 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
           seed: int, *, with_test: bool = False, device: str = "cpu",
           task: Task | str = "classification", train_on_val: bool = False,
           before_training: Callable[[dict[str, Any]], None] | None = None,
+          measure: Collection[str] = (),
           ) -> tuple[dict[str, Any], nn.Module]:
     """Build ``genome``, train it on ``data``'s training split on ``device`` and measure it.
 
@@ -125,21 +112,23 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     ``with_test`` also ``test_accuracy`` and ``test_loss``. With ``train_on_val`` the model
     trains on training + validation data (a final retraining): the validation metrics are
     ``None`` and the test metrics are measured. Batch order always comes from a CPU generator,
-    so it does not depend on the device. ``before_training`` is called with what is known of
-    the built model before it trains (``params``, ``flops``); it may raise to skip training
-    (a broken constraint).
+    so it does not depend on the device. Metrics that cost time to measure (``latency_ms``,
+    ``latency_iqr_ms``: :mod:`training.measures`, on ``device``) are measured only when
+    ``measure`` names them (the run's objectives and constraints). ``before_training`` is
+    called with what is known of the built model before it trains (``params``, ``flops``, and
+    latency when measured); it may raise to skip training (a broken constraint).
     """
     task = get_task(task) if isinstance(task, str) else task
     start = time.perf_counter()
     seed_everything(seed)
     model = build_model(genome, {**space, **task.decoder_space(data)})
-    metrics: dict[str, Any] = {
-        "params": count_parameters(model),
-        "flops": count_flops(model, tuple(data.x_train.shape[1:])),
-    }
+    shape = tuple(data.x_train.shape[1:])
+    metrics = take_measures(model, shape, "cpu", evaluation, on_demand=False)
+    model.to(device)
+    metrics.update(take_measures(model, shape, device, evaluation, on_demand=True,
+                                 wanted=frozenset(measure)))
     if before_training is not None:
         before_training(dict(metrics))
-    model.to(device)
     on = lambda t: t.to(device)  # noqa: E731  (a no-op on the CPU)
     x, y = data.x_train, data.y_train
     if train_on_val:
