@@ -85,6 +85,13 @@ class EvaluationConfig(_Section):
     eval_batch_size: int = Field(512, ge=1)
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of a cell model's auxiliary "
                                     "head loss (search.auxiliary)")
+    random_crop: Optional[int] = Field(
+        None, ge=0, le=64, description="pad images by this many pixels and crop back at a "
+        "random offset (null: the data set's default: cifar10 4, mnist, fashion_mnist 2, else 0)")
+    flip: Optional[bool] = Field(None, description="mirror images left-right at random (null: "
+                                 "the data set's default: cifar10, fashion_mnist)")
+    cutout: int = Field(0, ge=0, le=1024, description="zero a random square of this side")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     latency_batch_size: int = Field(1, ge=1, description="batch of latency_ms (measured when "
                                     "an objective or constraint names it) and of the card's")
     latency_seconds: float = Field(0.2, gt=0, le=60, description="time spent measuring latency "

@@ -46,14 +46,20 @@ class DataError(EvonasError):
 @dataclass(frozen=True)
 class Source:
     """A registered data set: its loader, the kind of inputs it holds (a task's
-    ``data_kind``), whether its targets are class ``labels`` or real ``values``, and how its
-    raw inputs were scaled (for model cards)."""
+    ``data_kind``), whether its targets are class ``labels`` or real ``values``, how its raw
+    inputs were scaled and its class names (for model cards), and its training recipe's
+    defaults."""
 
     name: str
     load: Callable[[Mapping[str, Any]], Arrays]
     kind: str = "images"
     targets: str = "labels"
     scaling: str = "as stored"
+    recipe: tuple[tuple[str, Any], ...] = ()
+    """The training recipe's defaults for this data set (evaluation keys such as
+    ``random_crop``, ``flip``): what an evaluation that leaves them unset gets."""
+    labels: Optional[tuple[str, ...]] = None
+    """Class names by label, when known (for model cards)."""
 
 
 DATASETS = Registry("data set", DataError)
@@ -61,12 +67,22 @@ DATASETS = Registry("data set", DataError)
 
 
 def register_dataset(name: str, kind: str = "images", targets: str = "labels",
-                     scaling: str = "as stored"):
-    """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``."""
+                     scaling: str = "as stored", recipe: Optional[Mapping[str, Any]] = None,
+                     labels: Optional[tuple[str, ...]] = None):
+    """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``,
+    with the defaults of its training ``recipe`` (``{"random_crop": 4, "flip": True}``) and
+    its class ``labels`` when known."""
     def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
-        DATASETS.add(name, Source(name, load, kind, targets, scaling))
+        DATASETS.add(name, Source(name, load, kind, targets, scaling,
+                                  tuple((recipe or {}).items()), labels))
         return load
     return add
+
+
+def recipe_defaults(name: str) -> dict[str, Any]:
+    """The training recipe's defaults of data set ``name`` (empty for an unknown name)."""
+    source = DATASETS.get(name)
+    return dict(source.recipe) if source is not None else {}
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,7 @@ class Splits:
 
 
 # ----------------------------------------------------------------------------------- sources
-@register_dataset("digits", scaling="pixel / 16")
+@register_dataset("digits", scaling="pixel / 16", labels=tuple(str(d) for d in range(10)))
 def _digits(settings: Mapping[str, Any]) -> Arrays:
     from sklearn.datasets import load_digits
 
@@ -139,8 +155,20 @@ def _torchvision(name: str, settings: Mapping[str, Any]) -> Arrays:
     return tuple(arrays)
 
 
-for _name in ("mnist", "fashion_mnist", "cifar10"):
-    register_dataset(_name, scaling="pixel / 255")(functools.partial(_torchvision, _name))
+# Defaults of the training recipe: shifts of a few pixels for 28x28 and 32x32 images;
+# flips where a mirrored image is still of its class (clothes, CIFAR's objects), never digits.
+_TORCHVISION = {
+    "mnist": ({"random_crop": 2}, tuple(str(d) for d in range(10))),
+    "fashion_mnist": ({"random_crop": 2, "flip": True},
+                      ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                       "Sneaker", "Bag", "Ankle boot")),
+    "cifar10": ({"random_crop": 4, "flip": True},
+                ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck")),
+}
+for _name, (_recipe, _labels) in _TORCHVISION.items():
+    register_dataset(_name, scaling="pixel / 255", recipe=_recipe, labels=_labels)(
+        functools.partial(_torchvision, _name))
 
 
 def _npz_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:

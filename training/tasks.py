@@ -58,7 +58,9 @@ class ClassificationConfig(Section):
 
 
 class Classification(Task):
-    """Images ``(N, C, H, W)`` to class logits: cross-entropy loss, accuracy and mean loss.
+    """Images ``(N, C, H, W)`` to class logits: cross-entropy loss (with
+    ``evaluation["label_smoothing"]`` when set; measured losses are plain cross-entropy),
+    accuracy and mean loss.
 
     A model that returns ``(logits, aux_logits)`` in training mode (a cell model with an
     auxiliary head) is trained on ``loss + evaluation["auxiliary_weight"] * aux_loss``."""
@@ -80,11 +82,13 @@ class Classification(Task):
     def loss(self, output: Any, target: Any, evaluation: Mapping[str, Any]) -> Any:
         from torch import nn
 
+        smoothing = float(evaluation.get("label_smoothing") or 0.0)
+        extra = {"label_smoothing": smoothing} if smoothing else {}  # off: exactly as before
         if isinstance(output, tuple):  # (logits, aux_logits): a cell model's auxiliary head
-            return (nn.functional.cross_entropy(output[0], target)
+            return (nn.functional.cross_entropy(output[0], target, **extra)
                     + float(evaluation.get("auxiliary_weight", 0.4))
-                    * nn.functional.cross_entropy(output[1], target))
-        return nn.functional.cross_entropy(output, target)
+                    * nn.functional.cross_entropy(output[1], target, **extra))
+        return nn.functional.cross_entropy(output, target, **extra)
 
     def measure(self, model: Any, x: Any, y: Any, batch_size: int) -> dict[str, float]:
         import torch

@@ -9,14 +9,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any, Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from genome.errors import EvonasError
-from training.data import Splits
+from training.augment import Augment, augmentation_generator
+from training.data import Splits, recipe_defaults
 from training.decode import build_model
 from training.measures import count_flops, count_parameters, take_measures  # noqa: F401
 from training.tasks import Task, get_task
@@ -57,13 +58,19 @@ def _optimizer(model: nn.Module, s: Mapping[str, Any]) -> torch.optim.Optimizer:
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mapping[str, Any],
-          seed: int, task: Task | str = "classification") -> float:
+          seed: int, task: Task | str = "classification", *,
+          dataset: Optional[str] = None) -> float:
     """Train ``model`` in place for ``evaluation["epochs"]`` epochs on the task's loss; return
     the last epoch's mean loss. A model with a ``drop_path_prob`` has it annealed linearly from
-    0 over the epochs. Batch order comes from a generator seeded with ``seed``. Raises
-    :class:`NonFiniteLoss` as soon as the loss is NaN or infinite."""
+    0 over the epochs. Batch order comes from a generator seeded with ``seed``. Training
+    batches are augmented as the evaluation says (``random_crop``, ``flip``, ``cutout``; unset
+    keys take the defaults of data set ``dataset``, see :mod:`training.augment`) from a
+    generator on ``x``'s device seeded from ``seed``. Raises :class:`NonFiniteLoss` as soon as
+    the loss is NaN or infinite."""
     task = get_task(task) if isinstance(task, str) else task
     s = {**DEFAULT_EVALUATION, **evaluation}
+    augment = Augment.from_settings(s, recipe_defaults(dataset) if dataset else None)
+    augment_generator = augmentation_generator(seed, x.device) if augment else None
     optimizer = _optimizer(model, s)
     steps_per_epoch = max(1, math.ceil(len(y) / s["batch_size"]))
     total = s["epochs"] * steps_per_epoch
@@ -82,7 +89,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
             idx = order[i:i + s["batch_size"]].to(y.device)
             if len(idx) == 1 < len(y):  # batch norm needs two examples: skip a last single one
                 continue
-            loss = task.loss(model(x[idx]), y[idx], s)
+            batch = x[idx]
+            if augment:
+                batch = augment(batch, augment_generator)
+            loss = task.loss(model(batch), y[idx], s)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"training loss became {loss.item()} in epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -133,7 +143,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     x, y = data.x_train, data.y_train
     if train_on_val:
         x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
-    metrics["train_loss"] = train(model, on(x), on(y), evaluation, seed, task)
+    metrics["train_loss"] = train(model, on(x), on(y), evaluation, seed, task,
+                                  dataset=data.name)
     batch = int(evaluation.get("eval_batch_size", DEFAULT_EVALUATION["eval_batch_size"]))
     splits = [("test", data.x_test, data.y_test)] if with_test or train_on_val else []
     if not train_on_val:
