@@ -16,6 +16,7 @@ config reads the registry without it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -246,6 +247,28 @@ def _synthetic(settings: Mapping[str, Any]) -> Arrays:
     y = rng.integers(0, classes, size=n)
     x = patterns[y] + 0.5 * rng.normal(size=(n, channels, size, size)).astype(np.float32)
     return x.astype(np.float32), y.astype(np.int64), None, None
+
+
+# ----------------------------------------------------------------------------------- devices
+_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+_ON_DEVICE: dict[str, tuple[Splits, Splits]] = {}
+"""device -> (the data set as loaded, its copy there): one per device in a process."""
+
+
+def on_device(data: Splits, device: str) -> Splits:
+    """``data`` with every split on ``device``: copied once per process and reused by every
+    later evaluation of the same data set (a GPU worker moves its data once, not per
+    evaluation). The CPU gets ``data`` itself. One data set is held per device: another
+    replaces it."""
+    import torch
+
+    if torch.device(device).type == "cpu":
+        return data
+    held = _ON_DEVICE.get(str(device))
+    if held is None or held[0] is not data:
+        moved = dataclasses.replace(data, **{k: getattr(data, k).to(device) for k in _TENSORS})
+        held = _ON_DEVICE[str(device)] = (data, moved)
+    return held[1]
 
 
 # ----------------------------------------------------------------------------------- splits
