@@ -61,6 +61,8 @@ class Source:
     ``random_crop``, ``flip``): what an evaluation that leaves them unset gets."""
     labels: Optional[tuple[str, ...]] = None
     """Class names by label, when known (for model cards)."""
+    divisor: Optional[float] = None
+    """Raw values are divided by this (``scaling``), when they are pixels of a known range."""
 
 
 DATASETS = Registry("data set", DataError)
@@ -69,13 +71,15 @@ DATASETS = Registry("data set", DataError)
 
 def register_dataset(name: str, kind: str = "images", targets: str = "labels",
                      scaling: str = "as stored", recipe: Optional[Mapping[str, Any]] = None,
-                     labels: Optional[tuple[str, ...]] = None):
+                     labels: Optional[tuple[str, ...]] = None,
+                     divisor: Optional[float] = None):
     """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``,
     with the defaults of its training ``recipe`` (``{"random_crop": 4, "flip": True}``) and
-    its class ``labels`` when known."""
+    its class ``labels`` when known; raw values are divided by ``divisor`` (``scaling`` says so
+    in words)."""
     def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
         DATASETS.add(name, Source(name, load, kind, targets, scaling,
-                                  tuple((recipe or {}).items()), labels))
+                                  tuple((recipe or {}).items()), labels, divisor))
         return load
     return add
 
@@ -120,7 +124,8 @@ class Splits:
 
 
 # ----------------------------------------------------------------------------------- sources
-@register_dataset("digits", scaling="pixel / 16", labels=tuple(str(d) for d in range(10)))
+@register_dataset("digits", scaling="pixel / 16", labels=tuple(str(d) for d in range(10)),
+                  divisor=16.0)
 def _digits(settings: Mapping[str, Any]) -> Arrays:
     from sklearn.datasets import load_digits
 
@@ -168,7 +173,8 @@ _TORCHVISION = {
                  "ship", "truck")),
 }
 for _name, (_recipe, _labels) in _TORCHVISION.items():
-    register_dataset(_name, scaling="pixel / 255", recipe=_recipe, labels=_labels)(
+    register_dataset(_name, scaling="pixel / 255", recipe=_recipe, labels=_labels,
+                     divisor=255.0)(
         functools.partial(_torchvision, _name))
 
 
