@@ -83,3 +83,19 @@ def test_a_latency_constraint_refuses_an_architecture_before_training(monkeypatc
     assert result["status"] == "infeasible" and result["precheck"]
     assert result["metrics"]["latency_ms"] > 1e-6 and "latency_ms" in result["message"]
     assert not trained
+
+
+def test_a_params_bound_refuses_an_architecture_before_its_latency_is_timed(monkeypatch):
+    import training.measures
+
+    timed = []
+    monkeypatch.setattr(training.measures, "measure_latency",
+                        lambda *a, **k: timed.append(1) or {})
+    config = config_from_dict({**TINY, "constraints": {"params": {"max": 10},
+                                                       "latency_ms": {"max": 100.0}}})
+    task = make_task(config, config.search.decoder_space(), index=0, seed=5,
+                     genome=BinaryGenome.from_string("1_1-01").to_dict())
+    result = evaluate_task(task)
+    assert result["status"] == "infeasible" and result["precheck"]
+    assert "params" in result["violations"] and "latency_ms" not in result["metrics"]
+    assert not timed

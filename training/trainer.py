@@ -1,8 +1,8 @@
 """Train a decoded genome under a budget and measure it, for the task it is trained for.
 
-Everything random (weight init, batch order) is seeded from the evaluation seed, so the same
-(genome, evaluation settings, seed) gives the same numbers on the same machine and thread
-count. The loss and the metrics come from the task (:mod:`training.tasks`).
+Everything random (weight init, batch order, augmentation) is seeded from the evaluation seed,
+so the same (genome, evaluation settings, seed) gives the same numbers on the same machine and
+thread count. The loss and the metrics come from the task (:mod:`training.tasks`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from genome.errors import EvonasError
 from training.augment import Augment, augmentation_generator
 from training.data import Splits, on_device, recipe_defaults
 from training.decode import build_model
-from training.measures import count_flops, count_parameters, take_measures  # noqa: F401
+from training.measures import take_measures
 from training.tasks import Task, get_task
 
 DEFAULT_EVALUATION: dict[str, Any] = {
@@ -225,11 +225,15 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     model = build_model(genome, {**space, **task.decoder_space(data)})
     shape = tuple(data.x_train.shape[1:])
     metrics = take_measures(model, shape, "cpu", evaluation, on_demand=False)
-    model.to(device)
-    metrics.update(take_measures(model, shape, device, evaluation, on_demand=True,
-                                 wanted=frozenset(measure)))
-    if before_training is not None:
+    if before_training is not None:  # a params or FLOPs bound: refused before timing it
         before_training(dict(metrics))
+    model.to(device)
+    timed = take_measures(model, shape, device, evaluation, on_demand=True,
+                          wanted=frozenset(measure))
+    if timed:
+        metrics.update(timed)
+        if before_training is not None:
+            before_training(dict(metrics))
     held = on_device(data, device)  # moved once per worker, reused by later evaluations
     x, y = held.x_train, held.y_train
     if train_on_val:
