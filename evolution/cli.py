@@ -370,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     p = command(
-        "export", help="export the best genomes as PyTorch, TorchScript and ONNX models",
+        "export", help="export the best genomes as PyTorch (weights, torch.export), ONNX and "
+             "TorchScript models",
         description="Write RUN_DIR/export/<rank>/ for the best genomes of a run, or (with "
                     "--genome) an untrained model of one genome.")
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run directory")
@@ -379,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export every member of the run's Pareto front (several objectives)")
     p.add_argument("--retrain-epochs", type=int, metavar="E",
                    help="train each from scratch on train + validation data for E epochs")
-    p.add_argument("--formats", nargs="+", default=["weights", "torchscript", "onnx"],
-                   metavar="FORMAT", help="weights, torchscript, onnx (default: all)")
+    p.add_argument("--formats", nargs="+", default=["weights", "pt2", "onnx", "torchscript"],
+                   metavar="FORMAT", help="weights, pt2, onnx, torchscript (legacy) "
+                                          "(default: all)")
     p.add_argument("--genome", metavar="GENOME",
                    help="a genome string or JSON file: export an untrained model of it")
     p.add_argument("--config", metavar="CONFIG", help="with --genome: the search's config")

@@ -86,6 +86,25 @@ class EvaluationConfig(_Section):
     eval_batch_size: int = Field(512, ge=1)
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of a cell model's auxiliary "
                                     "head loss (search.auxiliary)")
+    random_crop: Optional[int] = Field(
+        None, ge=0, le=64, description="pad images by this many pixels and crop back at a "
+        "random offset (null: the data set's default: cifar10 4, mnist, fashion_mnist 2, else 0)")
+    flip: Optional[bool] = Field(None, description="mirror images left-right at random (null: "
+                                 "the data set's default: cifar10, fashion_mnist)")
+    cutout: int = Field(0, ge=0, le=1024, description="zero a random square of this side")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision: auto (bf16 on a GPU that has it, else fp16 with a "
+        "gradient scaler; off on the CPU) | off | bf16 | fp16")
+    channels_last: Optional[bool] = Field(None, description="channels-last memory format "
+                                          "(null: on a GPU for convolutional models)")
+    compile: bool = Field(False, description="torch.compile the training forward pass")
+    check_every: Optional[int] = Field(None, ge=1, description="training steps between NaN "
+                                       "checks of the loss (null: 1 on the CPU, 50 on a GPU)")
+    latency_batch_size: int = Field(1, ge=1, description="batch of latency_ms (measured when "
+                                    "an objective or constraint names it) and of the card's")
+    latency_seconds: float = Field(0.2, gt=0, le=60, description="time spent measuring latency "
+                                   "(torch.utils.benchmark blocked_autorange)")
 
 
 class PoolConfig(_Section):

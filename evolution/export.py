@@ -90,6 +90,13 @@ def _no_success(record: RunRecord) -> ExportError:
                        f"{record.path / JOURNAL}")
 
 
+def _latency_settings(config: Config) -> dict[str, Any]:
+    """How :func:`export_model` measures latency for the card: as ``latency_ms`` is measured
+    in the search (batch, seconds), on the CPU."""
+    return {"latency_batch_size": config.evaluation.latency_batch_size,
+            "latency_seconds": config.evaluation.latency_seconds}
+
+
 # ------------------------------------------------------------------------------- training
 def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: Mapping[str, Any],
                  epochs: Optional[int] = None):
@@ -168,7 +175,7 @@ def save_best(run_dir: Path, config: Config, best: Mapping[str, Any]) -> dict[st
     export_model(model, genome, space, run_dir / BEST, input_shape=spec["shape"],
                  formats=("weights",),
                  info=_info(config, config.name, run_dir, 1, best, metrics, training, spec),
-                 latency_batch_size=config.evaluation.eval_batch_size)
+                 **_latency_settings(config))
     return metrics
 
 
@@ -263,7 +270,7 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
                 model, genome, space, root / str(rank), input_shape=spec["shape"],
                 formats=formats,
                 info=_info(config, config.name, run_dir, rank, result, metrics, training, spec),
-                latency_batch_size=config.evaluation.eval_batch_size)
+                **_latency_settings(config))
             entries.append({"rank": rank, "path": str(rank), "genome": genome.to_string(),
                             "key": result["key"], "index": result["index"],
                             "seed": result["seed"], "values": result["values"],
@@ -337,4 +344,4 @@ def export_genome(genome: Union[str, os.PathLike, Mapping[str, Any]],
             "evaluation": config.evaluation.model_dump(mode="json"), "data": data}
     return export_model(model, parsed, space, out_dir, input_shape=spec["shape"],
                         formats=formats, info=info,
-                        latency_batch_size=config.evaluation.eval_batch_size)
+                        **_latency_settings(config))

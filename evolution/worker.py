@@ -84,7 +84,8 @@ def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
     metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
                        task["seed"], device=task.get("device", "cpu"), task=task["task"],
                        before_training=constraints.check_before_training if constraints
-                       else None)
+                       else None,
+                       measure={*task["objectives"], *(task.get("constraints") or {})})
     return metrics
 
 
