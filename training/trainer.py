@@ -144,7 +144,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     x, y = data.x_train, data.y_train
     if train_on_val:
         x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
-    metrics["train_loss"] = train(model, on(x), on(y), evaluation, seed, task)
+    trained = task.attach(model, data).to(device)  # the model, or the model in a larger one
+    metrics["train_loss"] = train(trained, on(x), on(y), evaluation, seed, task)
     batch = int(evaluation.get("eval_batch_size", DEFAULT_EVALUATION["eval_batch_size"]))
     splits = [("test", data.x_test, data.y_test)] if with_test or train_on_val else []
     if not train_on_val:
@@ -152,7 +153,7 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     else:  # the validation data was trained on
         metrics.update({f"val_{k}": None for k in task.split_metrics})
     for split, xs, ys in splits:
-        measured = task.measure(model, on(xs), on(ys), batch)
+        measured = task.measure(trained, on(xs), on(ys), batch)
         if not math.isfinite(measured["loss"]):  # diverged on the last steps: no fitness
             raise NonFiniteLoss(f"{'validation' if split == 'val' else 'test'} loss is "
                                 f"{measured['loss']}: training diverged")
