@@ -236,3 +236,35 @@ def test_exported_signal_model_loads_without_evonas_and_matches(tmp_path):
     assert float(out.stdout.strip()) <= 1e-5
     card = (folder / "README.md").read_text()
     assert "nmse_db" in card and "(batch, 20, 2)" in card
+
+
+@pytest.mark.slow
+def test_synthetic_pa_search_under_a_parameter_budget_end_to_end(tmp_path):
+    from evolution import run
+    from evolution.config import load_config
+    from evolution.export import export_run
+    from evolution.record import RunRecord
+    from training.export import load_model
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / "runs" / "dpd-synthetic.yaml").replace(
+        runs_dir=str(tmp_path), **{"constraints": {"params": {"max": 150}}})
+    summary = run(config)
+    results = RunRecord(summary.run_dir).results
+    assert len(results) == 8 and summary.best is not None
+    for r in results:  # over the budget: refused before training, never trained
+        if r["metrics"]["params"] > 150:
+            assert r["status"] == "infeasible" and "val_nmse_db" not in r["metrics"]
+        else:
+            assert r["status"] == "ok" and math.isfinite(r["metrics"]["val_nmse_db"])
+    assert any(r["status"] == "infeasible" for r in results)
+    assert summary.best["metrics"]["params"] <= 150
+    assert summary.best["metrics"]["val_nmse_db"] == min(
+        r["metrics"]["val_nmse_db"] for r in results if r["status"] == "ok")
+    folder, = export_run(summary.run_dir, formats=("weights", "torchscript"))
+    model = load_model(folder)
+    x = load_dataset(config.data.model_dump(mode="json")).x_test
+    with torch.no_grad():
+        assert (torch.jit.load(str(folder / "model.ts"))(x) - model(x)).abs().max() <= 1e-5
+    card = (folder / "README.md").read_text()
+    assert "test aclr_db" in card and "test evm_db" in card

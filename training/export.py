@@ -458,6 +458,10 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
                             f"{latency['batch_size']} (median of {latency['runs']} runs, "
                             f"{latency['threads']} thread{'s' if latency['threads'] > 1 else ''}, "
                             f"{latency['cpu']}, torch {latency['torch']}, eager PyTorch)")]
+    if trained:  # the task's other metrics (a signal model's ACLR and EVM), test split
+        rows[4:4] = [(f"test {m}", _fmt(metrics.get(f"test_{m}")))
+                     for m in task.split_metrics if m not in (primary, "loss")
+                     and metrics.get(f"test_{m}") is not None]
     if source.get("objectives") and source.get("values"):  # as the search measured them
         rows.append(("objectives (search)", ", ".join(
             f"{o} = {v:.6g}" for o, v in zip(source["objectives"], source["values"]))))
