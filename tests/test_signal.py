@@ -268,3 +268,29 @@ def test_synthetic_pa_search_under_a_parameter_budget_end_to_end(tmp_path):
         assert (torch.jit.load(str(folder / "model.ts"))(x) - model(x)).abs().max() <= 1e-5
     card = (folder / "README.md").read_text()
     assert "test aclr_db" in card and "test evm_db" in card
+
+
+def test_opendpd_pa_model_is_the_published_tres_gru(tmp_path, monkeypatch):
+    from training.signal_data import opendpd_pa_model
+    from training.signal_decode import TResGRU
+
+    torch.manual_seed(0)
+    reference = TResGRU(5)
+    root = tmp_path / "opendpd"
+    (root / "arena_assets").mkdir(parents=True)
+    np.savez(root / "arena_assets" / "pa.npz",
+             **{f"backbone.{k}": v.numpy() for k, v in reference.state_dict().items()})
+    (root / "arena_assets" / "calibration-x.json").write_text(json.dumps(
+        {"set": {"dataset": "SET", "teacher": {"file": "pa.npz", "pa_test_nmse_db": -39.7}}}))
+    spec = importlib.util.spec_from_file_location(
+        "opendpd", root / "__init__.py", submodule_search_locations=[str(root)])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "opendpd" else real(name, *a))
+    model = opendpd_pa_model("SET")
+    x = torch.randn(2, 40, 2)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    assert count_parameters(model) == 3 * 5 * (6 + 5) + 2 * 5 + 3 * 2 * 3 + 2 * 3
+    with pytest.raises(DataError, match="publishes no PA model"):
+        opendpd_pa_model("OTHER")

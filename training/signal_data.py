@@ -59,8 +59,9 @@ class SignalDataConfig(Section):
     bandwidth_hz: Optional[float] = Field(None, gt=0)
     nperseg: Optional[int] = Field(None, ge=8)
     pa_model: str = Field(DEFAULT_PA_MODEL, min_length=1, description=(
-        "dpd: the PA model, a signal genome fitted first (pa_epochs, pa_lr, pa_seed) or an "
-        "export folder of a trained one"))
+        "dpd: the PA model, a signal genome fitted first (pa_epochs, pa_lr, pa_seed), an "
+        "export folder of a trained one, or opendpd: the PA model OpenDPD publishes for "
+        "data set `name`"))
     pa_epochs: int = Field(20, ge=1)
     pa_lr: float = Field(5e-3, gt=0)
     pa_seed: int = 0
@@ -289,7 +290,9 @@ def _frozen_pa(settings_json: str) -> Any:
     settings = json.loads(settings_json)
     s = _signal(settings)
     spec = s["pa_model"]
-    if os.path.isdir(os.path.expanduser(spec)):
+    if spec == "opendpd":
+        model = opendpd_pa_model(s["name"])
+    elif os.path.isdir(os.path.expanduser(spec)):
         from training.export import load_model
 
         model = load_model(os.path.expanduser(spec))
@@ -300,6 +303,29 @@ def _frozen_pa(settings_json: str) -> Any:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def opendpd_pa_model(name: str) -> Any:
+    """The frozen PA model OpenDPD publishes for its data set ``name`` (the TRes-GRU "teacher"
+    its DPD benchmark trains through), from the installed package."""
+    import torch
+
+    from training.signal_decode import TResGRU
+
+    root = opendpd_root()
+    for calibration in sorted((root / "arena_assets").glob("calibration-*.json")):
+        for entry in json.loads(calibration.read_text(encoding="utf-8")).values():
+            teacher = entry.get("teacher") if isinstance(entry, dict) else None
+            if entry.get("dataset") == name and teacher and teacher.get("file"):
+                with np.load(root / "arena_assets" / teacher["file"], allow_pickle=False) as z:
+                    state = {k.removeprefix("backbone."): torch.from_numpy(z[k]) for k in z.files}
+                model = TResGRU(int(state["rnn.weight_hh_l0"].shape[1]))
+                model.load_state_dict(state)
+                log.info("OpenDPD's PA model for %s: %s (published test NMSE %.2f dB)", name,
+                         teacher["file"], teacher.get("pa_test_nmse_db", float("nan")))
+                return model.eval()
+    raise DataError(f"the installed opendpd package ({root}) publishes no PA model for "
+                    f"{name!r}; fit one instead (data.signal.pa_model: a signal genome)")
 
 
 def fit_pa_model(genome: Any, data: SignalSplits, *, epochs: int, lr: float, seed: int,

@@ -143,3 +143,24 @@ def signal_net(genome: SignalGenome, space: Mapping[str, Any]) -> SignalNet:
         raise GenomeError(f"signal models take and return I/Q (space['channels'] = 2), got "
                           f"channels={space.get('channels')!r}")
     return SignalNet(genome)
+
+
+class TResGRU(nn.Module):
+    """OpenDPD's TRes-GRU (a published architecture, not a search result): a bias-free GRU on
+    (I, Q, |x|, |x|^3, I(n+1), Q(n+1)) plus a dilated convolution skip path. Here to load the
+    benchmark's own frozen PA model (``data.signal.pa_model: opendpd``); its lookahead makes it
+    non-causal, which a PA model may be."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.rnn = nn.GRU(6, hidden, batch_first=True, bias=False)
+        self.fc_out = nn.Linear(hidden, 2, bias=False)
+        self.tcn = nn.Sequential(nn.Conv1d(2, 3, 3, padding=16, dilation=16, bias=False),
+                                 nn.Hardswish(), nn.Conv1d(3, 2, 1, bias=False), nn.Hardswish())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.tcn(x.transpose(1, 2)).transpose(1, 2)
+        ahead = torch.roll(x, shifts=-1, dims=1)
+        amp = torch.sqrt(x[..., 0:1] ** 2 + x[..., 1:2] ** 2 + 1e-24)
+        features = torch.cat([x, amp, amp ** 3, ahead], dim=-1)
+        return self.fc_out(self.rnn(features)[0]) + skip
