@@ -104,39 +104,6 @@ def signal_metrics(prediction: np.ndarray, reference: np.ndarray,
             "evm_db": evm_db(prediction, reference, fs, bw, n)}
 
 
-# --------------------------------------------------------------------------- stages
-def _stages() -> tuple[type, type]:
-    """The torch modules a task trains (built on first use: this module reads without torch)."""
-    from torch import nn
-
-    class PAStage(nn.Module):
-        """The searched PA model as trained and measured: output = model(x)."""
-
-        def __init__(self, model: nn.Module):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model(x)
-
-    class DPDStage(nn.Module):
-        """The searched predistorter before the frozen PA model: returns (P(D(x)), G*x)."""
-
-        def __init__(self, model: nn.Module, pa: nn.Module, gain: float):
-            super().__init__()
-            self.model, self.gain = model, float(gain)
-            self.frozen = [pa]  # a list: not a submodule, so not a parameter of the stage
-
-        def forward(self, x):
-            return self.frozen[0](self.model(x)), self.gain * x
-
-        def _apply(self, fn, recurse=True):  # .to(device) moves the frozen PA model too
-            self.frozen[0]._apply(fn)
-            return super()._apply(fn)
-
-    return PAStage, DPDStage
-
-
 class SignalConfig(Section):
     """``task: {name: pa}`` or ``{name: dpd}``; the frames, the spec and the frozen PA model
     are data settings (``data.signal``)."""
@@ -175,9 +142,10 @@ class SignalTask(Task):
         return nn.functional.mse_loss(output, target)
 
     def attach(self, model: Any, data: Any) -> Any:
-        pa_stage, dpd_stage = _stages()
-        stage = (dpd_stage(model, data.frozen_pa(), data.gain) if self.name == "dpd"
-                 else pa_stage(model))
+        from training.signal_decode import DPDStage, PAStage
+
+        stage = (DPDStage(model, data.frozen_pa(), data.gain) if self.name == "dpd"
+                 else PAStage(model))
         stage.signal_spec = dict(data.spec)  # what measure() computes the spectrum with
         return stage
 

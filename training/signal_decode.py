@@ -164,3 +164,32 @@ class TResGRU(nn.Module):
         amp = torch.sqrt(x[..., 0:1] ** 2 + x[..., 1:2] ** 2 + 1e-24)
         features = torch.cat([x, amp, amp ** 3, ahead], dim=-1)
         return self.fc_out(self.rnn(features)[0]) + skip
+
+
+class PAStage(nn.Module):
+    """A PA model as the ``pa`` task trains and measures it: output = model(x)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class DPDStage(nn.Module):
+    """A predistorter D before the frozen PA model P, as the ``dpd`` task trains and measures
+    it: returns ``(P(D(x)), G*x)``. P is held outside the module tree, so the stage's
+    parameters (what the optimiser updates) are D's alone; ``.to(device)`` moves P too."""
+
+    def __init__(self, model: nn.Module, pa: nn.Module, gain: float):
+        super().__init__()
+        self.model, self.gain = model, float(gain)
+        self.frozen = [pa]  # a list: not a submodule
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.frozen[0](self.model(x)), self.gain * x
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "DPDStage":
+        self.frozen[0]._apply(fn)
+        return super()._apply(fn, recurse)
