@@ -184,7 +184,8 @@ def _opendpd(settings: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict]:
     known: dict[str, tuple[Path, dict]] = {}
     for calibration in sorted((root / "arena_assets").glob("calibration-*.json")):
         for entry in json.loads(calibration.read_text(encoding="utf-8")).values():
-            if isinstance(entry, dict) and entry.get("dataset") and entry.get("source_capture_file"):
+            if isinstance(entry, dict) and entry.get("dataset") \
+                    and entry.get("source_capture_file"):
                 known[entry["dataset"]] = (root / "arena_assets" / entry["source_capture_file"],
                                            entry.get("signal") or {})
     if name not in known:

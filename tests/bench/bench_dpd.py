@@ -8,13 +8,14 @@ test metrics are measured on the whole test signal (19,662 samples in one sequen
 pooled NMSE, ACLR (worse adjacent channel, dBc) and the in-band-error EVM proxy, as the README's
 "Signal models" section defines them.
 
-Sized for 2 shared CPU cores and about 15 minutes, so far shorter than OpenDPD's recipe (stride
-1, 200+ epochs, ReduceLROnPlateau): training frames of 50 samples every ``--stride`` (10)
-samples, AdamW (lr 1e-2) with a cosine schedule for ``--epochs`` (30) epochs, batch 64, one
-torch thread (two threads on two busy cores made a GRU step a hundred times slower). The search (aging evolution,
-``--evaluations`` candidates) trains each candidate for ``--search-epochs`` epochs on the first
-``--search-frames`` training frames, ranks by validation NMSE (back-to-back frames of 50), and
-its best genome is then retrained with the baselines' recipe.
+Sized for 2 shared CPU cores (278 s measured; several times that when the cores are busy), so
+far shorter than OpenDPD's recipe (stride 1, many more epochs, ReduceLROnPlateau): training
+frames of 50 samples every ``--stride`` (10) samples, AdamW (lr 1e-2) with a cosine schedule
+for ``--epochs`` (30) epochs, batch 64, one torch thread (two threads on two busy cores made a
+GRU step a hundred times slower). The search (aging evolution, ``--evaluations`` (24)
+candidates) trains each candidate for ``--search-epochs`` (4) epochs on the first
+``--search-frames`` (3000) training frames, ranks by validation NMSE (back-to-back frames of
+50), and its best genome is then retrained with the baselines' recipe.
 
     PYTHONPATH=$PWD .venv/bin/python tests/bench/bench_dpd.py
 """
