@@ -20,6 +20,7 @@ from genome import ENCODINGS
 from genome.errors import EvonasError
 from genome.section import Section as _Section
 from training.data import DATASETS, DEFAULT_ROOT, MAX_CLASSES
+from training.signal_data import SignalDataConfig
 from training.tasks import TASKS
 
 
@@ -62,6 +63,7 @@ class DataConfig(_Section):
     split_seed: int = 0
     normalize: bool = True
     synthetic: SyntheticConfig = SyntheticConfig()
+    signal: SignalDataConfig = SignalDataConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -224,6 +226,12 @@ class Config(_Section):
                                  "direction})")
             data = {**data, "evaluation": evaluation,
                     "objectives": [{"metric": metric, "direction": "max"}]}
+        task = data.get("task") if isinstance(data, dict) else None
+        name = task.get("name") if isinstance(task, dict) else None
+        if isinstance(data, dict) and "objectives" not in data and name in TASKS:
+            primary = f"val_{TASKS[name].primary}"  # no objectives: the task's headline metric
+            data = {**data, "objectives": [{"metric": primary,
+                                            "direction": TASKS[name].directions[primary]}]}
         return fold_settings(data)  # evaluation.lr: {log_uniform: [...]} -> search: tuned
 
     @model_validator(mode="after")

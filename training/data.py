@@ -63,6 +63,10 @@ class Source:
     """Class names by label, when known (for model cards)."""
     divisor: Optional[float] = None
     """Raw values are divided by this (``scaling``), when they are pixels of a known range."""
+    splits: Optional[Callable[[Mapping[str, Any]], "Splits"]] = None
+    """A source that cuts its own splits (contiguous signals in frames): ``load_dataset``
+    returns ``splits(settings)`` instead of shuffling, splitting and standardising ``load``'s
+    arrays."""
 
 
 DATASETS = Registry("data set", DataError)
@@ -358,6 +362,8 @@ def _load_cached(settings_json: str) -> Splits:
     if not isinstance(name, str) or name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     source = DATASETS[name]
+    if source.splits is not None:
+        return source.splits(settings)
     x, y, x_test, y_test = source.load(settings)
     x = _inputs(name, "training", x, source.kind)
     y = _targets(name, "training", y, len(x), source.targets)
@@ -399,3 +405,7 @@ def _load_cached(settings_json: str) -> Splits:
                     source.kind)
     log.info("loaded %s", splits.describe())
     return splits
+
+
+# Data sets of their own modules register themselves on import.
+import training.signal_data  # noqa: E402,F401  (synthetic_pa, opendpd, iq)

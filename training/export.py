@@ -492,6 +492,10 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
             (f"validation {primary}", val), (f"test {primary}", test), ("parameters", params),
             ("FLOPs per example", f"{settings['flops']:,}"),
             ("CPU latency", _latency(latency))]
+    if trained:  # the task's other metrics (a signal model's ACLR and EVM), test split
+        rows[4:4] = [(f"test {m}", _fmt(metrics.get(f"test_{m}")))
+                     for m in task.split_metrics if m not in (primary, "loss")
+                     and metrics.get(f"test_{m}") is not None]
     if source.get("objectives") and source.get("values"):  # as the search measured them
         rows.append(("objectives (search)", ", ".join(
             f"{o} = {v:.6g}" for o, v in zip(source["objectives"], source["values"]))))

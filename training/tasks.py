@@ -50,6 +50,12 @@ class Task(ABC):
     def output_meaning(self, space: Mapping[str, Any]) -> dict[str, Any]:
         """The exported model's output: its shape (batch first) and what it means."""
 
+    def attach(self, model: Any, data: Any) -> Any:
+        """The module that is trained and measured for the searched ``model`` on ``data``
+        (a DPD task puts a frozen PA model after it); by default ``model`` itself. Only
+        ``model``'s own parameters are counted and exported."""
+        return model
+
 
 class ClassificationConfig(Section):
     """Image classification: cross-entropy, accuracy (no settings yet)."""
@@ -131,3 +137,6 @@ def get_task(name: str) -> Task:
 
 
 register_task(Classification())
+
+# Tasks of their own modules register themselves on import (one line each).
+import training.signal  # noqa: E402,F401  (pa, dpd)

@@ -238,7 +238,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     x, y = held.x_train, held.y_train
     if train_on_val:
         x, y = torch.cat([x, held.x_val]), torch.cat([y, held.y_val])
-    metrics["train_loss"] = train(model, x, y, evaluation, seed, task, dataset=data.name)
+    trained = task.attach(model, data).to(device)  # the model, or the model in a larger one
+    metrics["train_loss"] = train(trained, x, y, evaluation, seed, task, dataset=data.name)
     batch = int(evaluation.get("eval_batch_size", DEFAULT_EVALUATION["eval_batch_size"]))
     splits = [("test", held.x_test, held.y_test)] if with_test or train_on_val else []
     if not train_on_val:
@@ -246,7 +247,7 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     else:  # the validation data was trained on
         metrics.update({f"val_{k}": None for k in task.split_metrics})
     for split, xs, ys in splits:
-        measured = task.measure(model, xs, ys, batch)
+        measured = task.measure(trained, xs, ys, batch)
         if not math.isfinite(measured["loss"]):  # diverged on the last steps: no fitness
             raise NonFiniteLoss(f"{'validation' if split == 'val' else 'test'} loss is "
                                 f"{measured['loss']}: training diverged")
