@@ -20,7 +20,8 @@ from training.decode import build_model
 from training.signal import aclr_db, evm_db, nmse_db, to_complex
 from training.signal_data import frames, memory_polynomial_pa
 from training.tasks import get_task
-from training.trainer import count_parameters, score
+from training.measures import count_parameters
+from training.trainer import score
 
 FS, BW, NPERSEG = 1000.0, 200.0, 100
 
