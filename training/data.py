@@ -405,7 +405,3 @@ def _load_cached(settings_json: str) -> Splits:
                     source.kind)
     log.info("loaded %s", splits.describe())
     return splits
-
-
-# Data sets of their own modules register themselves on import.
-import training.signal_data  # noqa: E402,F401  (synthetic_pa, opendpd, iq)

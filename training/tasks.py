@@ -137,6 +137,3 @@ def get_task(name: str) -> Task:
 
 
 register_task(Classification())
-
-# Tasks of their own modules register themselves on import (one line each).
-import training.signal  # noqa: E402,F401  (pa, dpd)
