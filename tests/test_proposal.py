@@ -147,3 +147,27 @@ def test_refits_follow_the_results_so_far_only():
     points = sorted({refit_point(n) for n in range(64, 1001)})
     assert points[0] == 64 and len(points) == 30  # 10% growth: 30 fits up to 1,000
     assert all(refit_point(p) == p for p in points)
+
+
+def test_local_search_climbs_to_the_optimum_then_restarts(tiny, plugin):
+    """On a landscape whose only local optimum is the global one (score grows with every
+    value), the climb reaches [3, 3, 3, 3] and, its neighbours all worse, restarts."""
+    from evolution.loop import Search
+    from evolution.pool import SerialPool
+    from evolution.journal import RunDirectory
+    from evolution.results import make_result
+
+    config = make(tiny, plugin, "climb", {"name": "local", "evaluations": 60})
+
+    def evaluate(task):
+        value = sum(task["genome"]["values"]) / 12
+        return make_result(task["index"], values=[value], metrics={"score": value},
+                           started=0.0, finished=0.0)
+
+    with RunDirectory.create(tiny["runs_dir"], "climb", config.to_dict(), exact=False) as rd, \
+            SerialPool(evaluate=evaluate) as pool:
+        search = Search(config, rd, pool, config.model_space())
+        search.loop()
+    assert search.best["genome"]["values"] == [3, 3, 3, 3]
+    assert search.strategy.restarts >= 1
+    assert search.counts["trained"] == 60 and search.counts["cache_hits"] == 0

@@ -72,14 +72,19 @@ class AgingStrategy(Strategy):
             if self._handed < self.size:
                 genome = self.toolbox.random_genome()
             elif self.population:
-                parent = self.toolbox.select(list(self.population))
-                genome = self.toolbox.mutate_one(parent.genome)
+                genome = self.proposer.propose(self._child, draw_again=False)
             else:  # every initial member is still being evaluated
                 break
             self._asked[self._handed] = genome
             asks.append(Ask(self._handed, genome))
             self._handed += 1
         return asks
+
+    def _child(self) -> Any:
+        """A tournament's winner mutated once (each surrogate candidate has its own
+        tournament)."""
+        parent = self.toolbox.select(list(self.population))
+        return self.encoding.mutate_one(parent.genome, self.space, self.rng)
 
     def tell(self, ticket: int, values: Values, violation: float = 0.0
              ) -> list[dict[str, Any]]:

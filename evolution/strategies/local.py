@@ -115,7 +115,7 @@ class LocalStrategy(Strategy):
     def _pick(self) -> Any:
         """Pop the next neighbour: the first, or the surrogate's best ranked."""
         surrogate = self.proposer.surrogate
-        model = surrogate.model(self.proposer.history.observations()) if surrogate else None
+        model = surrogate.model(self.proposer.observations()) if surrogate else None
         if model is None or len(self.queue) == 1:
             return self.queue.pop(0)
         if self.rng.random() < self.proposer.exploration:

@@ -15,7 +15,8 @@ strategy and encoding gets both without knowing of them:
   one a model fitted on every result so far ranks best (:mod:`evolution.surrogate`); with
   probability ``proposal.exploration`` a uniformly drawn candidate instead.
 
-All randomness comes from the strategy's ``rng``; the model is a pure function of the results
+A strategy driven without a run loop (no history attached) proposes unfiltered. All randomness
+comes from the strategy's ``rng``; the model is a pure function of the results
 so far and the run seed, rebuilt from the run loop's cache (never pickled), so proposals are
 reproducible and replay exactly on resume.
 """
@@ -38,16 +39,6 @@ class History(Protocol):
     def observations(self) -> list[tuple[dict[str, Any], float]]: ...
 
 
-class _Nothing:
-    """The history of a strategy used without a run loop: nothing known, nothing observed."""
-
-    def known(self, key: str) -> bool:
-        return False
-
-    def observations(self) -> list[tuple[dict[str, Any], float]]:
-        return []
-
-
 class Proposer:
     """No-repeat and surrogate filtering of one strategy's operator outputs.
 
@@ -57,7 +48,7 @@ class Proposer:
 
     def __init__(self, encoding: Any, space: Any, rng: random.Random):
         self.encoding, self.space, self.rng = encoding, space, rng
-        self.history: History = _Nothing()
+        self.history: Optional[History] = None  # without a run loop: nothing is filtered
         self.repeats = False
         self.attempts = 50
         self.surrogate: Optional[Any] = None
@@ -80,7 +71,10 @@ class Proposer:
         self.pending.discard(key)
 
     def known(self, key: str) -> bool:
-        return key in self.pending or self.history.known(key)
+        return self.history is not None and (key in self.pending or self.history.known(key))
+
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
+        return self.history.observations() if self.history is not None else []
 
     # ------------------------------------------------------------------------ decoration
     def decorator(self, draw_again: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -95,19 +89,20 @@ class Proposer:
 
     def propose(self, draw: Callable[[], Any], draw_again: bool) -> Any:
         """One proposal from ``draw`` (an operator call), claimed as pending."""
-        model = self.surrogate.model(self.history.observations()) if self.surrogate else None
+        model = self.surrogate.model(self.observations()) if self.surrogate else None
         if model is None:
             child = self.fresh(draw(), draw if draw_again else None)
         else:
             child = self._ranked(draw, draw_again, model)
-        self.pending.add(child.key())
+        if self.history is not None:
+            self.pending.add(child.key())
         return child
 
     def fresh(self, child: Any, redraw: Optional[Callable[[], Any]] = None,
               exclude: frozenset[str] = frozenset()) -> Any:
         """``child``, or (no repeats) an unseen variation of it: mutated again (or drawn
         again), at most ``attempts`` times; the last try when all are known."""
-        if self.repeats:
+        if self.repeats or self.history is None:
             return child
         tries = 0
         while tries < self.attempts and (child.key() in exclude or self.known(child.key())):
