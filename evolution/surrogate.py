@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 MIN_RESULTS = 8
 """No model below this many ok results: proposals are the strategy's own."""
-STEP_UNTIL = 64
+STEP_UNTIL = 100
 """Refit after every new result up to this many."""
-GROWTH = 1.1
+GROWTH = 1.25
 """Beyond :data:`STEP_UNTIL`, refit when the results have grown by this factor."""
 TREES = 24
 OPTIMISM = 0.5

@@ -143,9 +143,9 @@ def test_surrogate_runs_cut_after_every_line_resume_to_the_uninterrupted_journal
 
 
 def test_refits_follow_the_results_so_far_only():
-    assert [refit_point(n) for n in (0, 7, 8, 9, 64)] == [0, 0, 8, 9, 64]
-    points = sorted({refit_point(n) for n in range(64, 1001)})
-    assert points[0] == 64 and len(points) == 30  # 10% growth: 30 fits up to 1,000
+    assert [refit_point(n) for n in (0, 7, 8, 9, 100, 124, 125)] == [0, 0, 8, 9, 100, 100, 125]
+    points = sorted({refit_point(n) for n in range(100, 1001)})
+    assert points[0] == 100 and len(points) == 11  # 25% growth: 11 fits from 100 to 1,000
     assert all(refit_point(p) == p for p in points)
 
 
