@@ -257,10 +257,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         pending = f", {st['in_flight']} interrupted (evonas resume runs them again)"
     print(f"run directory  {st['run_dir']}\n"
           f"state          {st['state']}\n"
-          f"progress       {st['completed']}/{st['budget']} evaluations{pending}, "
-          f"{st['cache_hits']} cache hits\n"
+          f"progress       {st['trained']}/{st['budget']} trained, {st['completed']} "
+          f"evaluations{pending}, {st['cache_hits']} cache hits (free)\n"
           f"budget         {st['strategy']}: strategy.{st['budget_key']} = "
-          f"{st['budget_value']} ({st['budget']} evaluations); run longer with "
+          f"{st['budget_value']} ({st['budget']} architectures); run longer with "
           f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
           f"objectives     {', '.join(st['objectives'])}\n"
           + (f"constraints    {st['constraints']}\n" if st["constraints"] else "") +

@@ -191,6 +191,23 @@ class ConstraintConfig(_Section):
         return self
 
 
+class ProposalConfig(_Section):
+    """How every strategy's children are proposed (see ``evolution.strategies.proposal``)."""
+
+    repeats: bool = Field(False, description="propose architectures already evaluated or in "
+                          "flight, as the papers do (they are free cache hits)")
+    attempts: int = Field(50, ge=1, le=10_000, description="extra mutations tried to turn a "
+                          "repeated child into an unseen one before proposing the repeat")
+    max_asks: Optional[int] = Field(None, ge=1, description="most evaluations, cache hits "
+                                    "included, before the run ends; default 2 x the budget")
+    surrogate: bool = Field(False, description="rank several candidate children with a model "
+                            "fitted on every result so far and propose the best")
+    candidates: int = Field(16, ge=2, le=1024, description="candidate children per proposal "
+                            "with the surrogate")
+    exploration: float = Field(0.1, ge=0, le=1, description="probability the surrogate "
+                               "proposes a random candidate instead of the best ranked")
+
+
 class Config(_Section):
     name: str = Field("search", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
                       description="the run directory's name: letters, digits, . _ -")
@@ -211,6 +228,7 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
+    proposal: ProposalConfig = ProposalConfig()
 
     @model_validator(mode="before")
     @classmethod

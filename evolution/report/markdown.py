@@ -139,7 +139,7 @@ def facts(data: RunData) -> list[tuple[str, str]]:
     counts = data.record.counts()
     bad = counts["failures"]
     failures = Counter(s for s in (r.get("status", "?") for r in data.not_ok) if is_failure(s))
-    out += [("budget", f"{config.strategy.budget} evaluations"),
+    out += [("budget", f"{config.strategy.budget} architectures trained"),
             ("evaluations", f"{counts['evaluations']} finished ({counts['trained']} trained, "
                             f"{counts['cache_hits']} cache hits), "
                             f"{len(data.record.asks)} asked"),
