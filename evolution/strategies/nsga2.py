@@ -4,9 +4,10 @@ Generation 0 is N random genomes. Each later generation: N parents by DEAP's
 ``tools.selTournamentDCD`` (binary tournaments on domination, then crowding distance), the
 encoding's crossover of neighbouring pairs (p_C, q_C) and mutation (p_M, q_M), evaluation of
 all N; then DEAP's ``tools.selNSGA2`` keeps the best N of parents and offspring (non-dominated
-sorting, then crowding distance). No architecture is proposed twice while a few mutations can
-avoid it (:func:`novel`, duplicate elimination as in pymoo's NSGA-II): a repeat would spend an
-evaluation of the budget and tell nothing new. Constraints follow Deb's rules through the fitness'
+sorting, then crowding distance). Children that repeat an architecture the run knows are varied
+again by the run's proposer (:mod:`evolution.strategies.proposal`, duplicate elimination as in
+pymoo's NSGA-II), and the random initial generation holds no architecture twice (:func:`novel`).
+Constraints follow Deb's rules through the fitness'
 ``dominates`` (see :mod:`evolution.pareto`): a feasible result beats every infeasible one, and
 of two infeasible ones the smaller violation wins. The run does N * (T + 1) evaluations.
 """
@@ -89,8 +90,8 @@ class NSGA2Strategy(Strategy):
         self.size = config.population
         self.generation = 0
         self.population: list[Individual] = []  # the survivors, parents of the next batch
-        self.seen: set[str] = set()  # the keys of every architecture proposed
-        self.batch = [self.individual(novel(self.toolbox.random_genome(), self.seen,
+        seen: set[str] = set()  # drawn before the run's proposer knows the run: dedup here
+        self.batch = [self.individual(novel(self.toolbox.random_genome(), seen,
                                             lambda _: self.toolbox.random_genome()))
                       for _ in range(self.size)]
         self._handed = 0
@@ -143,8 +144,7 @@ class NSGA2Strategy(Strategy):
         genomes = [ind.genome for ind in self.parents(population)]
         for i in range(1, len(genomes), 2):
             genomes[i - 1], genomes[i] = self.toolbox.mate(genomes[i - 1], genomes[i])
-        return [self.individual(novel(self.toolbox.mutate(g), self.seen, self.toolbox.mutate_one))
-                for g in genomes]
+        return [self.individual(self.toolbox.mutate(g)) for g in genomes]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -152,15 +152,13 @@ class NSGA2Strategy(Strategy):
                 "population": individuals_state(self.population),
                 "crowding": [_finite(getattr(m.fitness, "crowding_dist", None))
                              for m in self.population],
-                "batch": individuals_state(self.batch), "seen": sorted(self.seen),
-                "rng": rng_state(self.rng)}
+                "batch": individuals_state(self.batch), "rng": rng_state(self.rng)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generation, self._handed, self._told = (state["generation"], state["handed"],
                                                      state["told"])
         self.batch = load_individuals(state["batch"], self.objectives)
         self.population = load_individuals(state["population"], self.objectives)
-        self.seen = set(state["seen"])
         for member, crowding in zip(self.population, state["crowding"]):
             member.fitness.crowding_dist = math.inf if crowding is None else crowding
         set_rng_state(self.rng, state["rng"])

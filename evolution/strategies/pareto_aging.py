@@ -5,9 +5,8 @@ the S members drawn uniformly with replacement compete by non-domination level w
 current population (DEAP's ``tools.sortNondominated`` under Deb's constraint domination, see
 :mod:`evolution.pareto`), then by larger crowding distance on their front (DEAP's
 ``tools.assignCrowdingDist``), then the first drawn. The oldest member still leaves, whatever
-its rank. No architecture is proposed twice while a few mutations can avoid it (see
-:func:`evolution.strategies.nsga2.novel`): a child that repeats one already proposed is mutated
-again, a repeated initial genome drawn again. The run does P + C evaluations.
+its rank. As for every strategy, the run's proposer varies a child that repeats a known
+architecture again (:mod:`evolution.strategies.proposal`). The run trains P + C architectures.
 """
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from deap.tools.emo import assignCrowdingDist  # not re-exported by deap.tools
 from evolution.objectives import Objectives
 from evolution.strategies.aging import AgingConfig, AgingStrategy
 from evolution.strategies.base import Individual
-from evolution.strategies.nsga2 import novel
 from genome import Encoding
 from genome.rng import lend
 from genome.section import Section
@@ -75,15 +73,3 @@ class ParetoAgingStrategy(AgingStrategy):
         super().__init__(encoding, space, config, objectives, rng)
         self.toolbox.register("select", sel_pareto_tournament, rng=rng,
                               tournsize=config.sample)
-        self.seen: set[str] = set()  # the keys of every architecture proposed
-        draw, mutate_one = self.toolbox.random_genome, self.toolbox.mutate_one
-        self.toolbox.register("random_genome",
-                              lambda: novel(draw(), self.seen, lambda _: draw()))
-        self.toolbox.register("mutate_one", lambda g: novel(mutate_one(g), self.seen, mutate_one))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "seen": sorted(self.seen)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.seen = set(state["seen"])
