@@ -122,8 +122,8 @@ class Run:
 
     @property
     def done(self) -> bool:
-        """The budget is spent and every trial is told."""
-        return self._search.strategy.done and not self._search.asked
+        """The budget is spent (or ``proposal.max_asks`` reached) and every trial is told."""
+        return self._search.done
 
     @property
     def best(self) -> Optional[dict[str, Any]]:
@@ -151,7 +151,7 @@ class Run:
             search._fill()
             search._drain()
         if not self._pool.waiting:
-            if self._pool.out and not search.strategy.done and self._pool.free <= 0:
+            if self._pool.out and not search.done and self._pool.free <= 0:
                 raise AskTellError(
                     f"{len(self._pool.out)} trials are out ({', '.join(map(str, self.outstanding))}"
                     f"), as many as pool.workers allows; tell one before asking again")
