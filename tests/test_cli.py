@@ -81,6 +81,25 @@ def test_the_usage_expansion_covers_every_flag_and_alternative():
     assert ["status", "RUN_DIR"] in [c for line in lines for c in expand(line)]
 
 
+def test_every_command_and_flag_of_the_parser_is_in_the_readme_usage():
+    import argparse
+
+    from evolution.cli import build_parser
+
+    lines = usage_lines()
+    flags = set(re.findall(r"--[a-z-]+|-v\b", "\n".join(lines)))
+    commands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, sub in commands[0].choices.items():
+        if not any(line.startswith(f"evonas {name} ") or line == f"evonas {name}"
+                   for line in lines):
+            missing.append(name)
+        missing += [f"{name} {option}" for action in sub._actions
+                    for option in action.option_strings
+                    if option not in flags and option not in ("-h", "--help", "--verbose")]
+    assert not missing, f"in the parser but not in the README's usage block: {missing}"
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A folder with a tiny config (built-in trainer) and finished runs of each strategy."""
