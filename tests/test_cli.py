@@ -208,6 +208,8 @@ def test_an_evaluator_run_says_evaluated_not_trained(finished):
     cwd, run_dir = finished
     out = evonas("resume", run_dir, cwd=cwd, check=True).stdout
     assert "evaluated by the evaluator" in out and " trained," not in out
+    err = evonas("resume", run_dir, "--cycles", 4, cwd=cwd, check=True).stderr
+    assert "(evaluated " in err and "(trained " not in err  # the progress lines too
 
 
 def test_show_and_export_arguments_are_checked_for_what_they_are(finished):
