@@ -237,7 +237,9 @@ def _cmd_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         strategy = RunRecord(args.run_dir).config.strategy.name
         own = STRATEGIES[strategy].budget_key
         if key != own:
-            parser.error(f"--{key} is for {' and '.join(_budget_flags()[key])} runs, but "
+            names = _budget_flags()[key]
+            names = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+            parser.error(f"--{key} is for {names} runs, but "
                          f"{args.run_dir} runs {strategy}, whose budget is strategy.{own}: "
                          f"extend it with --{own} N")
     return _search(lambda progress: resume(args.run_dir, extend=extend, workers=args.workers,

@@ -178,9 +178,14 @@ def finished(tmp_path):
 
 def test_a_budget_flag_of_another_strategy_is_refused_naming_the_right_one(finished):
     cwd, run_dir = finished
+    from evolution.strategies import STRATEGIES
+
     done = evonas("resume", run_dir, "--generations", 10, cwd=cwd)
     assert done.returncode == 2
-    assert "--generations is for genetic runs" in done.stderr and "--cycles N" in done.stderr
+    generational = [n for n, s in STRATEGIES.items() if s.budget_key == "generations"]
+    named = (", ".join(generational[:-1]) + " and " if generational[1:] else "") \
+        + generational[-1]  # "genetic, nsga2 and nsga3"
+    assert f"--generations is for {named} runs" in done.stderr and "--cycles N" in done.stderr
     assert len([e for e in read_journal(run_dir) if e["event"] == "result"]) == 6
 
 
