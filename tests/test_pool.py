@@ -403,3 +403,11 @@ def test_a_worker_stopped_before_it_is_ready_is_replaced_after_start_timeout(tin
     assert out[0]["status"] == "ok" and out[0]["pid"] != stopped
     assert out[0]["attempts"] == 1 and pool.restarts == 1
 
+
+def test_workers_that_are_never_ready_in_time_say_to_raise_start_timeout(tiny, evaluators):
+    config = config_from_dict(tiny)
+    with pytest.raises(PoolError, match=r"not ready after pool.start_timeout \(0.001 s\).*"
+                                        r"raise pool.start_timeout"):
+        with LocalPool(workers=1, start_timeout=0.001) as pool:  # no worker starts that fast
+            collect(pool, [task(config, 0, "score")])
+
