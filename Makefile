@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-CONFIG ?= runs/digits-genetic.yaml
+CONFIG ?= runs/digits-pareto.yaml
 
 .PHONY: run test test-fast bench install clean
 

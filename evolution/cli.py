@@ -238,8 +238,8 @@ def _cmd_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         own = STRATEGIES[strategy].budget_key
         if key != own:
             names = _budget_flags()[key]
-            names = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
-            parser.error(f"--{key} is for {names} runs, but "
+            owners = ", ".join(names[:-1]) + " and " * (len(names) > 1) + names[-1]
+            parser.error(f"--{key} is for {owners} runs, but "
                          f"{args.run_dir} runs {strategy}, whose budget is strategy.{own}: "
                          f"extend it with --{own} N")
     return _search(lambda progress: resume(args.run_dir, extend=extend, workers=args.workers,
@@ -259,10 +259,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         pending = f", {st['in_flight']} interrupted (evonas resume runs them again)"
     print(f"run directory  {st['run_dir']}\n"
           f"state          {st['state']}\n"
-          f"progress       {st['completed']}/{st['budget']} evaluations{pending}, "
-          f"{st['cache_hits']} cache hits\n"
+          f"progress       {st['trained']}/{st['budget']} trained, {st['completed']} "
+          f"evaluations{pending}, {st['cache_hits']} cache hits (free)\n"
           f"budget         {st['strategy']}: strategy.{st['budget_key']} = "
-          f"{st['budget_value']} ({st['budget']} evaluations); run longer with "
+          f"{st['budget_value']} ({st['budget']} architectures); run longer with "
           f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
           f"objectives     {', '.join(st['objectives'])}\n"
           + (f"constraints    {st['constraints']}\n" if st["constraints"] else "") +
@@ -372,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     p = command(
-        "export", help="export the best genomes as PyTorch, TorchScript and ONNX models",
+        "export", help="export the best genomes as PyTorch (weights, torch.export), ONNX and "
+             "TorchScript models",
         description="Write RUN_DIR/export/<rank>/ for the best genomes of a run, or (with "
                     "--genome) an untrained model of one genome.")
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run directory")
@@ -381,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export every member of the run's Pareto front (several objectives)")
     p.add_argument("--retrain-epochs", type=int, metavar="E",
                    help="train each from scratch on train + validation data for E epochs")
-    p.add_argument("--formats", nargs="+", default=["weights", "torchscript", "onnx"],
-                   metavar="FORMAT", help="weights, torchscript, onnx (default: all)")
+    p.add_argument("--formats", nargs="+", default=["weights", "pt2", "onnx", "torchscript"],
+                   metavar="FORMAT", help="weights, pt2, onnx, torchscript (legacy) "
+                                          "(default: all)")
     p.add_argument("--genome", metavar="GENOME",
                    help="a genome string or JSON file: export an untrained model of it")
     p.add_argument("--config", metavar="CONFIG", help="with --genome: the search's config")

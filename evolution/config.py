@@ -15,10 +15,12 @@ from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, fie
 
 from evolution.pool import BACKENDS
 from evolution.strategies import STRATEGIES
+from evolution.tuning import check_settings, fold_settings
 from genome import ENCODINGS
 from genome.errors import EvonasError
 from genome.section import Section as _Section
 from training.data import DATASETS, DEFAULT_ROOT, MAX_CLASSES
+from training.signal_data import SignalDataConfig
 from training.tasks import TASKS
 
 
@@ -61,6 +63,7 @@ class DataConfig(_Section):
     split_seed: int = 0
     normalize: bool = True
     synthetic: SyntheticConfig = SyntheticConfig()
+    signal: SignalDataConfig = SignalDataConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -85,6 +88,25 @@ class EvaluationConfig(_Section):
     eval_batch_size: int = Field(512, ge=1)
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of a cell model's auxiliary "
                                     "head loss (search.auxiliary)")
+    random_crop: Optional[int] = Field(
+        None, ge=0, le=64, description="pad images by this many pixels and crop back at a "
+        "random offset (null: the data set's default: cifar10 4, mnist, fashion_mnist 2, else 0)")
+    flip: Optional[bool] = Field(None, description="mirror images left-right at random (null: "
+                                 "the data set's default: cifar10, fashion_mnist)")
+    cutout: int = Field(0, ge=0, le=1024, description="zero a random square of this side")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision: auto (bf16 on a GPU that has it, else fp16 with a "
+        "gradient scaler; off on the CPU) | off | bf16 | fp16")
+    channels_last: Optional[bool] = Field(None, description="channels-last memory format "
+                                          "(null: on a GPU for convolutional models)")
+    compile: bool = Field(False, description="torch.compile the training forward pass")
+    check_every: Optional[int] = Field(None, ge=1, description="training steps between NaN "
+                                       "checks of the loss (null: 1 on the CPU, 50 on a GPU)")
+    latency_batch_size: int = Field(1, ge=1, description="batch of latency_ms (measured when "
+                                    "an objective or constraint names it) and of the card's")
+    latency_seconds: float = Field(0.2, gt=0, le=60, description="time spent measuring latency "
+                                   "(torch.utils.benchmark blocked_autorange)")
 
 
 class PoolConfig(_Section):
@@ -169,6 +191,23 @@ class ConstraintConfig(_Section):
         return self
 
 
+class ProposalConfig(_Section):
+    """How every strategy's children are proposed (see ``evolution.strategies.proposal``)."""
+
+    repeats: bool = Field(False, description="propose architectures already evaluated or in "
+                          "flight, as the papers do (they are free cache hits)")
+    attempts: int = Field(50, ge=1, le=10_000, description="extra mutations tried to turn a "
+                          "repeated child into an unseen one before proposing the repeat")
+    max_asks: Optional[int] = Field(None, ge=1, description="most evaluations, cache hits "
+                                    "included, before the run ends; default 2 x the budget")
+    surrogate: bool = Field(False, description="rank several candidate children with a model "
+                            "fitted on every result so far and propose the best")
+    candidates: int = Field(16, ge=2, le=1024, description="candidate children per proposal "
+                            "with the surrogate")
+    exploration: float = Field(0.1, ge=0, le=1, description="probability the surrogate "
+                               "proposes a random candidate instead of the best ranked")
+
+
 class Config(_Section):
     name: str = Field("search", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
                       description="the run directory's name: letters, digits, . _ -")
@@ -190,6 +229,7 @@ class Config(_Section):
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
+    proposal: ProposalConfig = ProposalConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -197,15 +237,6 @@ class Config(_Section):
         """``evaluation.objective: M`` (one metric to maximise) becomes ``objectives``; with
         neither, the objective is the task's headline validation metric in its direction
         (``val_accuracy``, max, for classification)."""
-        if isinstance(data, dict) and "objectives" not in data and not (
-                isinstance(data.get("evaluation"), dict) and "objective" in data["evaluation"]):
-            section = data.get("task") or {}
-            task = TASKS.get(section.get("name", "classification") if isinstance(section, dict)
-                             else getattr(section, "name", None))
-            if task is not None:
-                metric = f"val_{task.primary}"
-                data = {**data, "objectives": [{"metric": metric,
-                                                "direction": task.directions[metric]}]}
         evaluation = data.get("evaluation") if isinstance(data, dict) else None
         if isinstance(evaluation, dict) and "objective" in evaluation:
             evaluation = dict(evaluation)
@@ -216,7 +247,13 @@ class Config(_Section):
                                  "direction})")
             data = {**data, "evaluation": evaluation,
                     "objectives": [{"metric": metric, "direction": "max"}]}
-        return data
+        task = data.get("task") if isinstance(data, dict) else None
+        name = task.get("name") if isinstance(task, dict) else None
+        if isinstance(data, dict) and "objectives" not in data and name in TASKS:
+            primary = f"val_{TASKS[name].primary}"  # no objectives: the task's headline metric
+            data = {**data, "objectives": [{"metric": primary,
+                                            "direction": TASKS[name].directions[primary]}]}
+        return fold_settings(data)  # evaluation.lr: {log_uniform: [...]} -> search: tuned
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
@@ -239,6 +276,7 @@ class Config(_Section):
             if kind != task.data_kind:
                 raise ValueError(f"data.dataset {self.data.dataset!r} holds {kind}, but task "
                                  f"{task.name!r} trains on {task.data_kind}")
+        check_settings(self.search, EvaluationConfig)
         strategy = STRATEGIES[self.strategy.name]
         if len(metrics) > 1 and not strategy.multi_objective:
             several = [n for n, s in STRATEGIES.items() if s.multi_objective]

@@ -6,9 +6,9 @@ how much, and one ``violation``, the sum over broken bounds of the excess relati
 infeasible results after every feasible one and among themselves by smaller violation (Deb's
 rules, see :mod:`evolution.pareto`).
 
-Constraints on metrics known before training (the built-in trainer's ``params`` and ``flops``,
-counted on the built model) are checked then: an architecture that breaks one is never
-trained.
+Constraints on metrics known before training (the built-in trainer's ``params``, ``flops`` and
+``latency_ms``, measured on the built model) are checked then: an architecture that breaks one
+is never trained.
 """
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from evolution.config import Config, load_config
 from evolution.journal import JOURNAL, RunDirectoryError, write_json
 from evolution.objectives import Objectives
 from evolution.record import BEST, RunRecord
+from evolution.tuning import training_settings
 from genome import GenomeError, genome_from_dict, load_genome
 from training.export import (FORMATS, ExportError, check_formats, export_model, input_spec,
                              replace_dir)
@@ -89,6 +90,13 @@ def _no_success(record: RunRecord) -> ExportError:
                        f"{record.path / JOURNAL}")
 
 
+def _latency_settings(config: Config) -> dict[str, Any]:
+    """How :func:`export_model` measures latency for the card: as ``latency_ms`` is measured
+    in the search (batch, seconds), on the CPU."""
+    return {"latency_batch_size": config.evaluation.latency_batch_size,
+            "latency_seconds": config.evaluation.latency_seconds}
+
+
 # ------------------------------------------------------------------------------- training
 def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: Mapping[str, Any],
                  epochs: Optional[int] = None):
@@ -101,7 +109,7 @@ def train_result(config: Config, result: Mapping[str, Any], splits: Any, space: 
 
     from training.trainer import score
 
-    evaluation = config.evaluation.model_dump(mode="json")
+    evaluation = training_settings(config.evaluation.model_dump(mode="json"), result["genome"])
     genome = genome_from_dict(result["genome"])
     training = {"trained": True, "seed": result["seed"],
                 "threads": config.pool.threads_per_worker,
@@ -152,7 +160,8 @@ def _info(config: Config, record_name: str, run_dir: Path, rank: int, result: Ma
                        "objectives": [str(o) for o in Objectives.from_config(config)]},
             "metrics": dict(metrics), "search_metrics": result["metrics"],
             "training": dict(training), "input": dict(spec),
-            "evaluation": config.evaluation.model_dump(mode="json"),
+            "evaluation": training_settings(config.evaluation.model_dump(mode="json"),
+                                            result["genome"]),
             "data": config.data.model_dump(mode="json")}
 
 
@@ -166,7 +175,7 @@ def save_best(run_dir: Path, config: Config, best: Mapping[str, Any]) -> dict[st
     export_model(model, genome, space, run_dir / BEST, input_shape=spec["shape"],
                  formats=("weights",),
                  info=_info(config, config.name, run_dir, 1, best, metrics, training, spec),
-                 latency_batch_size=config.evaluation.eval_batch_size)
+                 **_latency_settings(config))
     return metrics
 
 
@@ -183,7 +192,8 @@ def _reuse_best(run_dir: Path, result: Mapping[str, Any], space: Mapping[str, An
     source = settings.get("source") or {}
     if not (source.get("key") == result["key"] and source.get("seed") == result["seed"]
             and settings.get("space") == dict(space)
-            and settings.get("evaluation") == config.evaluation.model_dump(mode="json")
+            and settings.get("evaluation") == training_settings(
+                config.evaluation.model_dump(mode="json"), result["genome"])
             and (settings.get("training") or {}).get("data") == "train"):
         return None
     try:
@@ -260,7 +270,7 @@ def export_run(run_dir: str | os.PathLike, *, top: int = 1, retrain_epochs: Opti
                 model, genome, space, root / str(rank), input_shape=spec["shape"],
                 formats=formats,
                 info=_info(config, config.name, run_dir, rank, result, metrics, training, spec),
-                latency_batch_size=config.evaluation.eval_batch_size)
+                **_latency_settings(config))
             entries.append({"rank": rank, "path": str(rank), "genome": genome.to_string(),
                             "key": result["key"], "index": result["index"],
                             "seed": result["seed"], "values": result["values"],
@@ -334,4 +344,4 @@ def export_genome(genome: Union[str, os.PathLike, Mapping[str, Any]],
             "evaluation": config.evaluation.model_dump(mode="json"), "data": data}
     return export_model(model, parsed, space, out_dir, input_shape=spec["shape"],
                         formats=formats, info=info,
-                        latency_batch_size=config.evaluation.eval_batch_size)
+                        **_latency_settings(config))

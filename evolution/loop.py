@@ -29,7 +29,7 @@ from evolution.constraints import Constraints
 from evolution.objectives import Objectives
 from evolution.record import sessions_seconds
 from evolution.pool import Pool, make_pool
-from evolution.evaluator import EvaluatorError
+from evolution.evaluator import EvaluatorError, check_resolvable
 from evolution.pareto import Front
 from evolution.results import (CRASHED, FAILED, INFEASIBLE, OK, cache_entry, cache_hit,
                                is_failure, result_event, user_frames, violation_of)
@@ -43,6 +43,9 @@ UNUSABLE = ("EvaluatorError", "MissingMetricError")
 """Failures that say the evaluator cannot work at all, not that a genome is bad."""
 FAIL_FAST = 3
 """A run whose first this many evaluations raise the same exception in the user's code stops."""
+ASKS_PER_BUDGET = 2
+"""Without ``proposal.max_asks``, a run ends after this many times its budget in evaluations
+(cache hits included): a search that only proposes what it has seen has converged."""
 COUNTS = ("evaluations", "trained", "cache_hits", "skipped", "infeasible", "failures")
 """What a run counts: ``trained`` + ``cache_hits`` + ``skipped`` (infeasible before training)
 = ``evaluations``; ``infeasible`` and ``failures`` (failed, timed out, crashed) by status."""
@@ -125,7 +128,8 @@ class Search:
         self.config, self.run_dir, self.pool = config, run_dir, pool
         self.progress = progress or (lambda event: None)
         self.rng = random.Random(config.seed)
-        self.strategy = make_strategy(config, self.rng)
+        self.strategy = make_strategy(config, self.rng, history=self)
+        self.max_asks = config.proposal.max_asks or ASKS_PER_BUDGET * config.strategy.budget
         self.objectives = Objectives.from_config(config)
         self.deterministic = config.deterministic or config.pool.backend == "serial"
         self.max_in_flight = config.pool.workers  # deterministic mode: asks not yet applied
@@ -133,6 +137,7 @@ class Search:
         self.next_index = 0
         self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event, until applied
         self.cache: dict[str, dict[str, Any]] = {}       # key -> result that trained it
+        self.observed: list[tuple[dict[str, Any], float]] = []  # ok trained: genome, value
         self.best: Optional[dict[str, Any]] = None
         self.counts = dict.fromkeys(COUNTS, 0)
         self.front = Front(self.objectives.weights) if len(self.objectives) > 1 else None
@@ -152,12 +157,33 @@ class Search:
         self._since_snapshot = 0
 
     # ------------------------------------------------------------------------------ live loop
+    @property
+    def done(self) -> bool:
+        """The strategy has its results, or the run asked ``max_asks`` times and has every
+        answer."""
+        return self.strategy.done or (self.next_index >= self.max_asks and not self.asked)
+
+    # ----------------------------------------------------------------------- the history
+    def known(self, key: str) -> bool:
+        """Whether an architecture was evaluated (cached) or is asked and not yet applied."""
+        return key in self.cache or any(e["key"] == key for e in self.asked.values())
+
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
+        """Ok trained results in training order: genome dict, first objective to maximise."""
+        return self.observed
+
+    def _observe(self, genome: dict[str, Any], values: list[float]) -> None:
+        self.observed.append((genome, values[0] * self.objectives.weights[0]))
+
+    # ------------------------------------------------------------------------------ live loop
     def loop(self) -> None:
-        while not self.strategy.done:
+        while not self.done:
             self._fill()
             self._drain()  # deterministic: cache hits held behind nothing that runs
-            if self.strategy.done:
+            if self.done:
                 break
+            if not self.running and self.next_index >= self.max_asks:
+                break  # capped: what is left waits on nothing
             if not self.running:
                 raise RuntimeError("search stalled: nothing is running and the strategy asks "
                                    "for nothing")
@@ -165,6 +191,11 @@ class Search:
                 self._stop_if_unusable(result)
                 self._deliver(result_event(self.asked[result["index"]], result))
             self._drain()
+        if not self.strategy.done:
+            log.warning("the run made %d evaluations (%d trained, %d cache hits), its limit "
+                        "proposal.max_asks: the strategy kept proposing architectures already "
+                        "evaluated (a small space, or a converged search)", self.next_index,
+                        self.counts["trained"], self.counts["cache_hits"])
         self.snapshot()
 
     def _fill(self) -> None:
@@ -174,6 +205,8 @@ class Search:
             if self.ready and self.pool.free > 0:
                 self.pool.submit(self.ready.popleft())
                 continue
+            if self.next_index >= self.max_asks:
+                return
             if self.deterministic:  # never ask on timing, only on what has been applied
                 if len(self.asked) >= self.max_in_flight:
                     return
@@ -228,6 +261,7 @@ class Search:
                  "seed": derive_seed(self.config.seed, index), "genome": ask.genome.to_dict(),
                  "key": ask.genome.key(), "time": time.time()}
         self.asked[index] = event
+        self.strategy.proposer.handed(event["key"])
         self.run_dir.append(event)
         self._dispatch(index)
 
@@ -281,6 +315,8 @@ class Search:
                 del self.running[key]
             if status != CRASHED:  # a crash is not the architecture's fault
                 self.cache[key] = cache_entry(event)
+            if status == OK:
+                self._observe(event["genome"], event["values"])
         ok = status == OK
         if ok:
             if self.best is None or (self.objectives.rank_key(event)
@@ -297,7 +333,8 @@ class Search:
             self.progress({**event, "best": self.best and self.best["values"][0],
                            **self.counts, "running": self.pool.running,
                            "utilization": self.pool.utilization})
-        extras = [self._measured(extra) for extra in self.strategy.tell(
+        tell = self.strategy.tell_repeat if event["cached"] else self.strategy.tell
+        extras = [self._measured(extra) for extra in tell(
             ask["ticket"], event["values"] if ok else None,
             violation=0.0 if ok else violation_of(event))]
         if self.replaying:
@@ -387,6 +424,12 @@ class Search:
         self.next_index = search["next_index"]
         self.asked = {event["index"]: event for event in search["asked"]}
         self.cache, self.best, self.counts = search["cache"], search["best"], search["counts"]
+        self.strategy.budget = self.config.strategy.budget + self.counts["cache_hits"]
+        self.observed = []
+        for entry in self.cache.values():  # in the order they were trained
+            if entry["status"] == OK:
+                self._observe(entry["genome"], entry["values"])
+        self.strategy.proposer.pending.clear()  # what it proposed is asked (or replayed)
         if self.front is not None:
             self.front.members = [(list(v), i) for v, i in search["front"]]
         self.reference, self.group_counts = search["reference"], search["group_counts"]
@@ -413,6 +456,7 @@ class Search:
                             f"{event['index']}; the run was written by another evonas version "
                             f"or config and cannot be continued")
                     self.asked[self.next_index] = event
+                    self.strategy.proposer.handed(event["key"])
                     self.next_index += 1
                 elif event["event"] == "result":
                     self._apply(event)
@@ -441,6 +485,7 @@ def _prepare(config: Config) -> tuple[dict[str, Any], str]:
     needed downloads) the data set, so problems show before any evaluation."""
     evaluator = config.evaluation.evaluator
     if evaluator:  # checked by the first evaluation, in a worker (see Search.loop)
+        check_resolvable(evaluator)  # a Python callable's or ask/tell run's: how to continue
         return config.model_space(), f"evaluator {evaluator}"
     from training import load_dataset  # torch: only when the built-in trainer is used
 
@@ -478,7 +523,10 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
             progress({"event": "final_training", "index": search.best["index"]})
             final = save_best(run_dir.path, config, search.best)
         now = time.time()
-        run_dir.append({"event": "end", "time": now, "seconds": now - start})
+        run_dir.append({"event": "end", "time": now, "seconds": now - start,
+                        "evaluations": search.counts["evaluations"],
+                        "trained": search.counts["trained"],
+                        "cache_hits": search.counts["cache_hits"]})
         summary = RunSummary(run_dir.path, seconds=now - start,
                              total_seconds=sessions_seconds(read_events(run_dir.path)[0]),
                              best=search.best, final=final, task=config.task.name,

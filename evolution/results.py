@@ -119,8 +119,8 @@ def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
 
 def cache_entry(event: dict[str, Any]) -> dict[str, Any]:
     """What the cache keeps of a result event: enough to answer a later identical ask."""
-    return {k: event.get(k) for k in ("index", "status", "values", "metrics", "message",
-                                      "violation", "violations")}
+    return {k: event.get(k) for k in ("index", "genome", "status", "values", "metrics",
+                                      "message", "violation", "violations")}
 
 
 def user_frames(traceback_text: str, most: int = 3) -> str:

@@ -23,6 +23,7 @@ import time
 import traceback
 from typing import Any, Mapping
 
+from evolution.evaluator import shipped_for
 from evolution.results import FAILED, INFEASIBLE, OK, Result, make_result
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def make_task(config: Any, space: Mapping[str, Any], *, index: int, seed: int,
             "task": config.task.name, "data": config.data.model_dump(mode="json"),
             "evaluation": config.evaluation.model_dump(mode="json"),
             "evaluator": config.evaluation.evaluator,
+            "objective": shipped_for(config.evaluation.evaluator),  # a callable's, serialised
             "objectives": [o.metric for o in config.objectives],
             "constraints": {m: c.model_dump(exclude_none=True)
                             for m, c in config.constraints.items()}}
@@ -67,20 +69,23 @@ def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
+    from evolution.tuning import split
     from genome import genome_from_dict
 
-    genome = genome_from_dict(task["genome"])
+    genome, searched = split(genome_from_dict(task["genome"]))  # tuned: settings searched
+    task = {**task, "evaluation": {**task["evaluation"], **searched}}
     if task.get("evaluator"):
         from evolution.evaluator import call_evaluator
 
         return call_evaluator(task["evaluator"], genome, evaluator_settings(task),
-                              task["objectives"])
+                              task["objectives"], shipped=task.get("objective"))
     from training import load_dataset, score
 
     metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
                        task["seed"], device=task.get("device", "cpu"), task=task["task"],
                        before_training=constraints.check_before_training if constraints
-                       else None)
+                       else None,
+                       measure={*task["objectives"], *(task.get("constraints") or {})})
     return metrics
 
 

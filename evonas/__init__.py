@@ -6,6 +6,7 @@ search runs)::
 
     import evonas
 
+    summary = evonas.search("my-search.yaml", objective=lambda genome: score(genome))
     config = evonas.load_config("runs/digits-genetic.yaml")
     summary = evonas.run(config)                       # -> evonas.RunSummary
     summary = evonas.resume(summary.run_dir, extend=10)
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from evolution.api import search
+from evolution.asktell import Run, Trial, open_run
+from evolution.callbacks import Callback
 from evolution.config import Config, ConfigError, load_config
 from evolution.record import RunRecord
 from evolution.loop import RunSummary, resume, run
@@ -44,7 +48,8 @@ def build_model(genome: Any, space: Mapping[str, Any]) -> Any:
     return _build_model(genome, space)
 
 
-__all__ = ["BinaryGenome", "CellGenome", "ChoiceGenome", "Config", "ConfigError", "EvonasError",
+__all__ = ["BinaryGenome", "Callback", "CellGenome", "ChoiceGenome", "Config", "ConfigError",
+           "EvonasError",
            "GenomeError", "RunRecord", "RunSummary", "__version__", "build_model",
            "genome_from_dict", "load_config", "load_genome", "load_model", "parse_genome",
-           "resume", "run"]
+           "open_run", "resume", "run", "Run", "search", "Trial"]

@@ -9,7 +9,9 @@ from genome.registry import (ENCODINGS, Encoding, Graph, genome_from_dict, get_e
 from genome.binary import BinaryGenome  # noqa: E402
 from genome.cell import CellGenome  # noqa: E402
 from genome.choice import ChoiceGenome  # noqa: E402
+from genome.signal import SignalGenome  # noqa: E402
+from genome.tuned import TunedGenome  # noqa: E402
 
 __all__ = ["BinaryGenome", "CellGenome", "ChoiceGenome", "ENCODINGS", "Encoding", "EvonasError",
-           "GenomeError", "Graph", "genome_from_dict", "get_encoding", "load_genome",
-           "parse_genome", "register"]
+           "GenomeError", "Graph", "SignalGenome", "TunedGenome", "genome_from_dict",
+           "get_encoding", "load_genome", "parse_genome", "register"]

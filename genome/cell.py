@@ -486,7 +486,7 @@ class Cell(Encoding):
         return crossover(a, b, rng, p_c=p_c, q_c=q_c)
 
     def claims(self, text: str) -> bool:
-        return "@" in text or "/" in text
+        return ("@" in text or "/" in text) and " " not in text  # " + {": a tuned genome
 
     def graph(self, genome: CellGenome) -> Graph:
         return graph(genome)

@@ -1,43 +1,39 @@
-"""Choice genomes: a vector of categorical choices, for search spaces users define.
+"""Choice genomes: one value per dimension of a search space users define.
 
-The space is a list of positions, each with its allowed values (strings, numbers or booleans),
-for example six cell edges with five ops each. A genome holds the chosen value per position; it
-is its own canonical form (no two different vectors are known to be the same network), so
-``key()`` is its text form. Text form: compact JSON, ``["conv3x3","skip",1]``.
+Two forms of space (``search:`` section):
+
+- ``choices``: a list of positions, each with its allowed values (strings, numbers or booleans),
+  for example six cell edges with five ops each;
+- ``params``: named dimensions, each a list of values, an integer or float range (linear or log
+  scale) or a conditional value that exists only when earlier dimensions have given values (see
+  :mod:`genome.params`).
+
+A genome holds the chosen value per dimension, ``null`` where a conditional dimension is
+inactive; it is its own canonical form (floats are rounded to 6 significant digits when drawn),
+so ``key()`` is its text form. Text form: compact JSON, ``["conv3x3","skip",1,0.0123,null]``.
 """
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Mapping, Sequence, Union
+from typing import Any, ClassVar, Literal, Mapping, Optional, Sequence, Union
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (Field, PrivateAttr, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      model_validator)
 
 from genome.errors import GenomeError
+from genome.params import Space, as_space, dim_spec
 from genome.registry import Encoding, register
 from genome.section import Section
 
-Value = Any  # str | int | float | bool: what YAML and JSON carry
+Value = Any  # str | int | float | bool, or None where a conditional dimension is inactive
 
 
 def check_choices(choices: Sequence[Sequence[Value]]) -> tuple[tuple[Value, ...], ...]:
-    """Validate a choice space: at least one position, each with distinct scalar values."""
-    if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or not choices:
-        raise GenomeError(f"a choice space is a non-empty list of positions, each a list of "
-                          f"values; got {choices!r}")
-    out = []
-    for i, values in enumerate(choices):
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-            raise GenomeError(f"position {i} of the choice space must be a non-empty list of "
-                              f"values, got {values!r}")
-        if any(not isinstance(v, (str, int, float, bool)) for v in values):
-            raise GenomeError(f"position {i}: values must be strings, numbers or booleans, "
-                              f"got {values!r}")
-        if len(set(map(json.dumps, values))) != len(values):
-            raise GenomeError(f"position {i} lists a value twice: {values!r}")
-        out.append(tuple(values))
-    return tuple(out)
+    """Validate a positional choice space: at least one position, each with distinct scalar
+    values."""
+    return tuple(d.values for d in Space.from_choices(choices).dims)
 
 
 @dataclass(frozen=True)
@@ -53,19 +49,24 @@ class ChoiceGenome:
         if isinstance(self.values, (str, bytes)) or not isinstance(self.values, Sequence):
             raise GenomeError(f"a choice genome is a list of values, got {self.values!r}")
         values = tuple(self.values)
-        if not values or any(not isinstance(v, (str, int, float, bool)) for v in values):
+        if not values or any(v is not None and not isinstance(v, (str, int, float, bool))
+                             for v in values) or all(v is None for v in values):
             raise GenomeError(f"a choice genome needs at least one value, each a string, "
-                              f"number or boolean; got {self.values!r}")
+                              f"number, boolean or null (inactive); got {self.values!r}")
         object.__setattr__(self, "values", values)
 
-    def check(self, choices: Sequence[Sequence[Value]]) -> "ChoiceGenome":
-        """Return ``self`` if it fits ``choices`` (same length, each value allowed)."""
-        if len(self.values) != len(choices):
+    def check(self, choices: Any) -> "ChoiceGenome":
+        """Return ``self`` if it fits ``choices`` (a positional list of value lists or a
+        :class:`~genome.params.Space`): same length, each value allowed, ``None`` exactly where
+        a conditional dimension is inactive."""
+        space = as_space(choices)
+        if len(self.values) != len(space.dims):
             raise GenomeError(f"genome {self} has {len(self.values)} positions, the space has "
-                              f"{len(choices)}")
-        for i, (value, allowed) in enumerate(zip(self.values, choices)):
-            if json.dumps(value) not in {json.dumps(v) for v in allowed}:  # 1, 1.0, True differ
-                raise GenomeError(f"position {i} of {self} is {value!r}; allowed: {list(allowed)}")
+                              f"{len(space.dims)}")
+        try:
+            space.check(self.values)
+        except GenomeError as exc:
+            raise GenomeError(f"genome {self}: {exc}") from None
         return self
 
     def key(self) -> str:
@@ -98,41 +99,48 @@ class ChoiceGenome:
         return cls(data["values"])
 
     @classmethod
-    def random(cls, choices: Sequence[Sequence[Value]], rng: random.Random) -> "ChoiceGenome":
-        """Every position drawn uniformly from its values by ``rng``."""
-        return cls(tuple(rng.choice(list(values)) for values in choices))
+    def random(cls, choices: Any, rng: random.Random) -> "ChoiceGenome":
+        """Every active dimension drawn uniformly (in log space for log ranges) by ``rng``."""
+        return cls(as_space(choices).random(rng))
 
 
 # --------------------------------------------------------------------------- variation operators
-def mutate_one(genome: ChoiceGenome, choices: Sequence[Sequence[Value]],
-               rng: random.Random) -> ChoiceGenome:
-    """Resample one position, drawn uniformly among those with more than one value, to a
-    different value. Returns ``genome`` itself when no position can change."""
-    free = [i for i, values in enumerate(choices) if len(values) > 1]
+def mutate_one(genome: ChoiceGenome, choices: Any, rng: random.Random) -> ChoiceGenome:
+    """Move one dimension, drawn uniformly among the active ones with more than one value, to a
+    different value (a categorical one to another value, a range by a normal step of a tenth of
+    its (log) range). Dimensions that this switches on are drawn, those it switches off become
+    ``None``. Returns ``genome`` itself when no dimension can change; never modifies it."""
+    space = as_space(choices)
+    free = [i for i, (d, v) in enumerate(zip(space.dims, genome.values))
+            if d.variable and v is not None]
     if not free:
         return genome
     i = rng.choice(free)
     values = list(genome.values)
-    values[i] = rng.choice([v for v in choices[i] if v != values[i]])
-    return ChoiceGenome(tuple(values))
+    values[i] = space.dims[i].neighbour(values[i], rng)
+    return ChoiceGenome(space.repair(values, rng))
 
 
-def mutate(genome: ChoiceGenome, choices: Sequence[Sequence[Value]], rng: random.Random, *,
+def mutate(genome: ChoiceGenome, choices: Any, rng: random.Random, *,
            p_m: float, q_m: float) -> ChoiceGenome:
     """Genetic-algorithm mutation: with probability ``p_m`` the individual mutates, and then
-    each position is resampled to a different value with probability ``q_m``."""
+    each active dimension moves to a different value with probability ``q_m`` (as in
+    :func:`mutate_one`); conditional dimensions are then switched on (drawn) or off."""
     if rng.random() >= p_m:
         return genome
-    values = tuple(rng.choice([v for v in allowed if v != value])
-                   if len(allowed) > 1 and rng.random() < q_m else value
-                   for value, allowed in zip(genome.values, choices))
+    space = as_space(choices)
+    values = tuple(dim.neighbour(value, rng)
+                   if dim.variable and value is not None and rng.random() < q_m else value
+                   for value, dim in zip(genome.values, space.dims))
+    values = space.repair(values, rng)
     return genome if values == genome.values else ChoiceGenome(values)
 
 
 def crossover(a: ChoiceGenome, b: ChoiceGenome, rng: random.Random, *, p_c: float,
-              q_c: float = 0.5) -> tuple[ChoiceGenome, ChoiceGenome]:
+              q_c: float = 0.5, space: Any = None) -> tuple[ChoiceGenome, ChoiceGenome]:
     """Uniform crossover: with probability ``p_c`` the pair crosses, and then each position is
-    swapped between the two with probability ``q_c`` (0.5 is classic uniform crossover)."""
+    swapped between the two with probability ``q_c`` (0.5 is classic uniform crossover). With
+    ``space``, conditional dimensions of the children are switched on (drawn) or off."""
     if len(a.values) != len(b.values):
         raise GenomeError(f"cannot cross choice genomes of {len(a.values)} and "
                           f"{len(b.values)} positions")
@@ -141,34 +149,53 @@ def crossover(a: ChoiceGenome, b: ChoiceGenome, rng: random.Random, *, p_c: floa
     swap = [rng.random() < q_c for _ in a.values]
     if not any(swap):
         return a, b
-    return (ChoiceGenome(tuple(y if s else x for x, y, s in zip(a.values, b.values, swap))),
-            ChoiceGenome(tuple(x if s else y for x, y, s in zip(a.values, b.values, swap))))
+    c = tuple(y if s else x for x, y, s in zip(a.values, b.values, swap))
+    d = tuple(x if s else y for x, y, s in zip(a.values, b.values, swap))
+    if space is not None:
+        space = as_space(space)
+        c, d = space.repair(c, rng), space.repair(d, rng)
+    return ChoiceGenome(c), ChoiceGenome(d)
 
 
 # --------------------------------------------------------------------------- the encoding
 class ChoiceSearch(Section):
-    """A vector of categorical choices that you define (also tabular benchmarks): the
-    ``search:`` section."""
+    """A space that you define (also tabular benchmarks): the ``search:`` section, with either
+    ``choices`` (positions, each a list of values) or ``params`` (named dimensions: values,
+    ranges, conditionals; see :mod:`genome.params`)."""
 
     encoding: Literal["choice"] = "choice"
-    choices: list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]] = Field(
-        min_length=1, max_length=10_000, description="allowed values per position")
+    choices: Optional[list[list[Union[StrictBool, StrictInt, StrictFloat, StrictStr]]]] = Field(
+        None, min_length=1, max_length=10_000, description="allowed values per position")
+    params: Optional[dict[str, Any]] = Field(
+        None, min_length=1, max_length=10_000,
+        description="named dimensions: [values] | {int|log_int|uniform|log_uniform: [lo, hi]} "
+                    "| {values: [...]}, each with an optional when: {earlier: value}")
+
+    _space: Space = PrivateAttr()
 
     @model_validator(mode="after")
     def _check(self) -> "ChoiceSearch":
+        if (self.choices is None) == (self.params is None):
+            raise ValueError("search: give either choices (a list of value lists) or params "
+                             "(named dimensions), not both and not neither")
         try:
-            check_choices(self.choices)
+            space = (Space.from_choices(self.choices) if self.params is None
+                     else Space.from_params(self.params))
         except GenomeError as exc:
-            raise ValueError(f"search.choices: {exc}") from None
+            raise ValueError(f"search.{'choices' if self.params is None else 'params'}: "
+                             f"{exc}") from None
+        self._space = space
         return self
 
     def decoder_space(self) -> dict[str, Any]:
-        return {"choices": [list(c) for c in self.choices]}
+        if self.params is None:
+            return {"choices": [list(c) for c in self.choices]}
+        return {"params": {d.name: dim_spec(d) for d in self._space.dims}}
 
     @property
-    def values(self) -> tuple[tuple[Value, ...], ...]:
-        """The allowed values per position, as tuples."""
-        return tuple(tuple(c) for c in self.choices)
+    def space(self) -> Space:
+        """The dimensions, built once."""
+        return self._space
 
 
 class Choice(Encoding):
@@ -179,22 +206,25 @@ class Choice(Encoding):
     example = '["conv3x3","skip",1]'
 
     def random(self, space: ChoiceSearch, rng: random.Random) -> ChoiceGenome:
-        return ChoiceGenome.random(space.values, rng)
+        return ChoiceGenome.random(space.space, rng)
 
     def mutate(self, genome: ChoiceGenome, space: ChoiceSearch, rng: random.Random, *,
                p_m: float, q_m: float) -> ChoiceGenome:
-        return mutate(genome, space.values, rng, p_m=p_m, q_m=q_m)
+        return mutate(genome, space.space, rng, p_m=p_m, q_m=q_m)
 
     def mutate_one(self, genome: ChoiceGenome, space: ChoiceSearch,
                    rng: random.Random) -> ChoiceGenome:
-        return mutate_one(genome, space.values, rng)
+        return mutate_one(genome, space.space, rng)
 
     def crossover(self, a: ChoiceGenome, b: ChoiceGenome, space: Any, rng: random.Random, *,
                   p_c: float, q_c: float) -> tuple[ChoiceGenome, ChoiceGenome]:
-        return crossover(a, b, rng, p_c=p_c, q_c=q_c)
+        return crossover(a, b, rng, p_c=p_c, q_c=q_c, space=space.space)
 
     def claims(self, text: str) -> bool:
-        return text.startswith("[")
+        return text.startswith("[") and text.endswith("]")
+
+    def named(self, genome: ChoiceGenome, space: ChoiceSearch) -> Optional[dict[str, Any]]:
+        return space.space.as_dict(genome.values) if space.params is not None else None
 
 
 register(Choice())

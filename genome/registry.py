@@ -89,6 +89,17 @@ class Encoding(ABC):
         """What to draw for ``genome``; ``None`` when it is not a graph."""
         return None
 
+    def split(self, genome: Any) -> tuple[Any, dict[str, Any]]:
+        """The architecture to build and the training settings ``genome`` fixes (in place of
+        the config's ``evaluation`` values): ``(genome, {})`` unless the genome searches
+        settings (``tuned``)."""
+        return genome, {}
+
+    def named(self, genome: Any, space: Any) -> Optional[dict[str, Any]]:
+        """``{name: value}`` of ``genome`` in ``space`` for reports, where the space names its
+        dimensions; ``None`` otherwise."""
+        return None
+
 
 class Registry(dict):
     """Name -> entry for one kind of thing (encodings, decoders, tasks, data sets, strategies,

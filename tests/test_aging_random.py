@@ -72,8 +72,9 @@ def flips(a, b) -> int:
 
 
 def test_aging_children_are_one_mutation_from_a_member(tiny):
-    strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 6, "sample": 3,
-                                                "cycles": 30})
+    """The paper's mutation (with ``proposal.repeats``: no repeated child is varied again)."""
+    strat, _ = make({**tiny, "proposal": {"repeats": True}}, SEARCHES["binary"],
+                    {"name": "aging", "population": 6, "sample": 3, "cycles": 30})
     for ask in strat.ask(6):
         strat.tell(ask.ticket, score(ask.genome))
     for _ in range(30):

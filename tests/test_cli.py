@@ -202,7 +202,7 @@ def test_the_evaluator_runs_once_per_evaluation_with_no_check_call(finished):
 def test_status_states_the_budget_and_the_time_the_summary_states(finished):
     cwd, run_dir = finished
     status = evonas("status", run_dir, cwd=cwd, check=True).stdout
-    assert "aging: strategy.cycles = 3 (6 evaluations)" in status
+    assert "aging: strategy.cycles = 3 (6 architectures)" in status
     spent = float(re.search(r"time spent\s+([\d.]+) s", status).group(1))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert spent == pytest.approx(summary["total_seconds"], abs=0.06)

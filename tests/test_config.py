@@ -1,6 +1,7 @@
 """Config loading: defaults, the shipped example, and errors that name key, value and choices."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,17 @@ def test_shipped_configs_validate():
 
 
 def test_default_config_matches_make_run():
-    config = load_config(REPO / "runs" / "digits-genetic.yaml")
-    assert config.data.dataset == "digits"
+    make = (REPO / "Makefile").read_text()
+    default = re.search(r"^CONFIG \?= (\S+)$", make, re.M).group(1)
+    assert default == "runs/digits-pareto.yaml"
+    config = load_config(REPO / default)
+    assert config.data.dataset == "digits"  # embedded: no download
     assert config.search.encoding == "binary"
     assert config.pool.workers == 2
+    assert config.strategy.name == "nsga2"
+    assert [(o.metric, o.direction) for o in config.objectives] == [("val_accuracy", "max"),
+                                                                    ("params", "min")]
+    assert all(o.reference is not None for o in config.objectives)  # seeds compare on one scale
     assert config.strategy.budget == config.strategy.population * (config.strategy.generations + 1)
 
 

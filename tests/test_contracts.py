@@ -26,7 +26,30 @@ TINY_SPACES = {  # the smallest interesting search section of each encoding
     "cell": {"encoding": "cell", "blocks": 3, "cells_per_stack": 1, "filters": 4,
              "ops": ["identity", "sep_conv_3x3", "max_pool_3x3", "avg_pool_3x3"]},
     "choice": {"encoding": "choice", "choices": [["a", "b", "c"], [1, 2], [True, False]]},
+    "tuned": {"encoding": "tuned",
+              "architecture": {"encoding": "binary", "stages": [2, 3], "channels": [4, 6]},
+              "settings": {"lr": {"log_uniform": [0.01, 0.1]}, "optimizer": ["sgd", "adam"],
+                           "momentum": {"uniform": [0.5, 0.9], "when": {"optimizer": "sgd"}}}},
+    "signal": {"encoding": "signal", "widths": [3, 4], "memory": [1, 2], "gmp_degrees": [3],
+               "gmp_memory": [2], "max_depth": 2, "min_depth": 0},
 }
+
+
+def image_io(channels: int, size: int):
+    """An image classifier's example: (space entries, input, output shape, loss, task)."""
+    return ({"in_channels": channels, "num_classes": 5}, torch.randn(3, channels, size, size),
+            (3, 5), lambda out: nn.functional.cross_entropy(out, torch.tensor([0, 1, 4])),
+            "classification")
+
+
+def signal_io(channels: int, size: int):
+    """A signal model's example: I/Q frames of ``size`` samples in and out (``channels``
+    stands for a second frame length)."""
+    length = size + channels
+    return ({}, torch.randn(3, length, 2), (3, length, 2), lambda out: (out ** 2).mean(), "pa")
+
+
+IO = {"signal": signal_io}  # what each decoder's models take; image classifiers otherwise
 
 
 def space_of(name: str):
@@ -82,14 +105,14 @@ def test_encoding_operators_share_one_shape_and_never_change_arguments(name):
 @pytest.mark.parametrize("channels, size", [(1, 8), (3, 11)])
 @pytest.mark.parametrize("name", [n for n, e in ENCODINGS.items() if e.decoder])
 def test_decoded_models_forward_backward_trace_and_export(name, channels, size, tmp_path):
-    space = {**space_of(name).decoder_space(), "in_channels": channels, "num_classes": 5}
+    extra, x, out_shape, loss, task = IO.get(name, image_io)(channels, size)
+    space = {**space_of(name).decoder_space(), **extra}
     for i, genome in enumerate(genomes(name, 3, seed=3)):
         torch.manual_seed(i)
         model = build_model(genome, space)
-        x = torch.randn(3, channels, size, size)
         out = model(x)
-        assert out.shape == (3, 5) and torch.isfinite(out).all()
-        nn.functional.cross_entropy(out, torch.tensor([0, 1, 4])).backward()
+        assert out.shape == out_shape and torch.isfinite(out).all()
+        loss(out).backward()
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         # a cell genome may leave a cell unread (a reduction reading only state 0): its
         # parameters get no gradient, which is the architecture's, not the decoder's, doing
@@ -97,11 +120,13 @@ def test_decoded_models_forward_backward_trace_and_export(name, channels, size, 
         model.eval()
         with torch.no_grad():
             traced = torch.jit.trace(model, x)
-            for shape in [(1, channels, size, size), (4, channels, size + 3, size + 3)]:
+            for shape in [(1, *x.shape[1:]), (4, *(n + 3 for n in x.shape[1:-1]), x.shape[-1])
+                          if name in IO else (4, channels, size + 3, size + 3)]:
                 y = torch.randn(*shape)
                 assert (traced(y) - model(y)).abs().max() <= 1e-5
             folder = export_model(model, genome, space, tmp_path / f"{name}{i}",
-                                  input_shape=(channels, size, size), formats=("weights",),
+                                  input_shape=tuple(x.shape[1:]), formats=("weights",),
+                                  info={"input": {"task": task}},
                                   latency_runs=1,
                                   latency_batch_size=2)
             assert torch.equal(load_model(folder)(x), model(x))

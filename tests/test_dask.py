@@ -194,3 +194,25 @@ def test_a_local_cluster_gives_each_gpu_slot_its_own_worker(tiny, user_module, m
 def test_an_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(PoolError, match="cannot reach the Dask scheduler at pool.address"):
         DaskPool(address="tcp://127.0.0.1:9", connect_timeout=2)
+
+
+def test_a_constrained_multi_objective_run_on_dask_equals_the_serial_one(tiny, dask_cluster):
+    """NSGA-II with a size constraint, in deterministic mode: the Dask cluster's journal holds
+    the serial pool's results, the same infeasible architectures refused before training, and
+    the same front and hypervolume."""
+    base = {**tiny, "strategy": {"name": "nsga2", "population": 4, "generations": 1},
+            "objectives": [{"metric": "val_accuracy", "direction": "max"},
+                           {"metric": "params", "direction": "min"}],
+            "constraints": {"params": {"max": 1000}}, "deterministic": True}
+    serial = run(config_from_dict({**base, "name": "serial"}))
+    dask = run(config_from_dict({**base, "name": "dask",
+                                 "pool": {"backend": "dask", "address": dask_cluster,
+                                          "workers": 2}}))
+
+    def trace(summary):
+        return [(e["index"], e["key"], e["status"], e["values"], e.get("precheck"))
+                for e in read_journal(summary.run_dir) if e["event"] == "result"]
+    assert trace(dask) == trace(serial)
+    assert any(status == "infeasible" and precheck for _, _, status, _, precheck in trace(dask))
+    assert dask.front == serial.front and dask.hypervolume == serial.hypervolume
+    assert dask.evaluations == serial.evaluations == 8

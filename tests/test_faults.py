@@ -33,7 +33,8 @@ STRATEGY = {"genetic": {"name": "genetic", "population": 6, "generations": 5,
             "nsga3": {"name": "nsga3", "population": 8, "generations": 4, "divisions": 3},
             "pareto_aging": {"name": "pareto_aging", "population": 6, "sample": 3,
                              "cycles": 30},
-            "random": {"name": "random", "evaluations": 30}}
+            "random": {"name": "random", "evaluations": 30},
+            "local": {"name": "local", "evaluations": 30}}
 SEVERAL = {"objectives": [{"metric": "score", "direction": "max"},
                           {"metric": "size", "direction": "min"}],
            "constraints": {"size": {"max": 6}}}
@@ -162,10 +163,11 @@ def test_extending_updates_the_frozen_config_and_an_extended_run_resumes(tiny, p
                                                                         monkeypatch):
     source, _ = reference(tiny, plugin, "longer", "aging", monkeypatch)
     done = resume(source, extend=40)
-    assert done.evaluations == 46
+    # 27 architectures exist: all are trained, then repeats (free) until the cap, 2 x 46
+    assert (done.trained, done.evaluations) == (27, 92)
     frozen = json.loads((source / IDENTITY).read_text())["config"]
     assert frozen["strategy"]["cycles"] == 40
-    assert resume(source).evaluations == 46  # config.yaml and run.json agree
+    assert resume(source).evaluations == 92  # config.yaml and run.json agree
 
 
 @pytest.mark.parametrize("damage, message", [

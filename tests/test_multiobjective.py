@@ -318,3 +318,26 @@ def test_front_in_status_report_and_export(tiny, capsys):
         assert "objectives (search)" in card
         assert f"max val_accuracy = {member['values'][0]:.6g}" in card
         assert f"min params = {member['values'][1]:.6g}" in card
+
+
+@pytest.mark.parametrize("strategy", [
+    {"name": "nsga2", "population": 8, "generations": 7},
+    {"name": "nsga3", "population": 8, "generations": 7, "divisions": 3},
+    {"name": "pareto_aging", "population": 8, "sample": 4, "cycles": 56},
+])
+def test_no_architecture_is_proposed_twice_while_the_space_has_new_ones(tiny, plugin, strategy):
+    """64 architectures trained in a space of 256: a converging population repeats itself
+    unless its repeats are varied away, so every proposal is new and none is a cache hit."""
+    summary = run(mo_config(tiny, plugin, strategy, deterministic=True))
+    asks = [e["key"] for e in read_journal(summary.run_dir) if e["event"] == "ask"]
+    assert len(asks) == 64 and len(set(asks)) == 64
+    assert summary.cache_hits == 0 and summary.trained == 64
+
+
+def test_pareto_aging_samples_half_the_population_unless_told():
+    from evolution.strategies.pareto_aging import ParetoAgingConfig
+    assert ParetoAgingConfig().sample == ParetoAgingConfig().population // 2
+    assert ParetoAgingConfig(population=7).sample == 3
+    assert ParetoAgingConfig(population=30, sample=4).sample == 4
+    with pytest.raises(ValueError, match="cannot exceed"):
+        ParetoAgingConfig(population=4, sample=5)

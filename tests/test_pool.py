@@ -396,7 +396,7 @@ def test_processes_an_evaluation_forks_do_not_outlive_the_pool(tiny, evaluators)
 
 def test_a_worker_stopped_before_it_is_ready_is_replaced_after_start_timeout(tiny, evaluators):
     config = config_from_dict(tiny)
-    with LocalPool(workers=1, start_timeout=3) as pool:
+    with LocalPool(workers=1, start_timeout=10) as pool:  # ample for a loaded machine
         stopped = pool._workers[0].pid
         os.kill(stopped, signal.SIGSTOP)  # as if stuck importing torch, forever
         out = collect(pool, [task(config, 0, "score")])

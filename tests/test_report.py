@@ -112,7 +112,7 @@ def test_report_of_a_finished_genetic_run(tiny):
     text = check_report_md(out)
     for figure in RUN_FIGURES:
         assert f"]({figure})" in text
-    assert "genetic" in text and "| budget | 12 evaluations |" in text
+    assert "genetic" in text and "| budget | 12 architectures trained |" in text
     assert f"`{summary.best_genome}`" in text
     assert "| status | finished |" in text
     assert f"| evaluations | {summary.evaluations} finished" in text

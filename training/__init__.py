@@ -24,6 +24,11 @@ _NAMES = {
 
 __all__ = sorted(_NAMES)
 
+# Tasks and data sets of their own modules register themselves on import (one line each); any
+# import of a ``training`` module runs this first, so the registries are whole.
+import training.signal  # noqa: E402,F401  (tasks pa, dpd)
+import training.signal_data  # noqa: E402,F401  (data sets synthetic_pa, opendpd, iq)
+
 
 def __getattr__(name: str) -> Any:
     if name in _NAMES:

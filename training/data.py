@@ -16,6 +16,7 @@ config reads the registry without it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -46,14 +47,26 @@ class DataError(EvonasError):
 @dataclass(frozen=True)
 class Source:
     """A registered data set: its loader, the kind of inputs it holds (a task's
-    ``data_kind``), whether its targets are class ``labels`` or real ``values``, and how its
-    raw inputs were scaled (for model cards)."""
+    ``data_kind``), whether its targets are class ``labels`` or real ``values``, how its raw
+    inputs were scaled and its class names (for model cards), and its training recipe's
+    defaults."""
 
     name: str
     load: Callable[[Mapping[str, Any]], Arrays]
     kind: str = "images"
     targets: str = "labels"
     scaling: str = "as stored"
+    recipe: tuple[tuple[str, Any], ...] = ()
+    """The training recipe's defaults for this data set (evaluation keys such as
+    ``random_crop``, ``flip``): what an evaluation that leaves them unset gets."""
+    labels: Optional[tuple[str, ...]] = None
+    """Class names by label, when known (for model cards)."""
+    divisor: Optional[float] = None
+    """Raw values are divided by this (``scaling``), when they are pixels of a known range."""
+    splits: Optional[Callable[[Mapping[str, Any]], "Splits"]] = None
+    """A source that cuts its own splits (contiguous signals in frames): ``load_dataset``
+    returns ``splits(settings)`` instead of shuffling, splitting and standardising ``load``'s
+    arrays."""
 
 
 DATASETS = Registry("data set", DataError)
@@ -61,12 +74,24 @@ DATASETS = Registry("data set", DataError)
 
 
 def register_dataset(name: str, kind: str = "images", targets: str = "labels",
-                     scaling: str = "as stored"):
-    """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``."""
+                     scaling: str = "as stored", recipe: Optional[Mapping[str, Any]] = None,
+                     labels: Optional[tuple[str, ...]] = None,
+                     divisor: Optional[float] = None):
+    """Decorator: register ``load(settings) -> (x, y, x_test, y_test)`` as data set ``name``,
+    with the defaults of its training ``recipe`` (``{"random_crop": 4, "flip": True}``) and
+    its class ``labels`` when known; raw values are divided by ``divisor`` (``scaling`` says so
+    in words)."""
     def add(load: Callable[[Mapping[str, Any]], Arrays]) -> Callable:
-        DATASETS.add(name, Source(name, load, kind, targets, scaling))
+        DATASETS.add(name, Source(name, load, kind, targets, scaling,
+                                  tuple((recipe or {}).items()), labels, divisor))
         return load
     return add
+
+
+def recipe_defaults(name: str) -> dict[str, Any]:
+    """The training recipe's defaults of data set ``name`` (empty for an unknown name)."""
+    source = DATASETS.get(name)
+    return dict(source.recipe) if source is not None else {}
 
 
 @dataclass(frozen=True)
@@ -103,7 +128,8 @@ class Splits:
 
 
 # ----------------------------------------------------------------------------------- sources
-@register_dataset("digits", scaling="pixel / 16")
+@register_dataset("digits", scaling="pixel / 16", labels=tuple(str(d) for d in range(10)),
+                  divisor=16.0)
 def _digits(settings: Mapping[str, Any]) -> Arrays:
     from sklearn.datasets import load_digits
 
@@ -139,8 +165,21 @@ def _torchvision(name: str, settings: Mapping[str, Any]) -> Arrays:
     return tuple(arrays)
 
 
-for _name in ("mnist", "fashion_mnist", "cifar10"):
-    register_dataset(_name, scaling="pixel / 255")(functools.partial(_torchvision, _name))
+# Defaults of the training recipe: shifts of a few pixels for 28x28 and 32x32 images;
+# flips where a mirrored image is still of its class (clothes, CIFAR's objects), never digits.
+_TORCHVISION = {
+    "mnist": ({"random_crop": 2}, tuple(str(d) for d in range(10))),
+    "fashion_mnist": ({"random_crop": 2, "flip": True},
+                      ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                       "Sneaker", "Bag", "Ankle boot")),
+    "cifar10": ({"random_crop": 4, "flip": True},
+                ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck")),
+}
+for _name, (_recipe, _labels) in _TORCHVISION.items():
+    register_dataset(_name, scaling="pixel / 255", recipe=_recipe, labels=_labels,
+                     divisor=255.0)(
+        functools.partial(_torchvision, _name))
 
 
 def _npz_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
@@ -218,6 +257,28 @@ def _synthetic(settings: Mapping[str, Any]) -> Arrays:
     y = rng.integers(0, classes, size=n)
     x = patterns[y] + 0.5 * rng.normal(size=(n, channels, size, size)).astype(np.float32)
     return x.astype(np.float32), y.astype(np.int64), None, None
+
+
+# ----------------------------------------------------------------------------------- devices
+_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+_ON_DEVICE: dict[str, tuple[Splits, Splits]] = {}
+"""device -> (the data set as loaded, its copy there): one per device in a process."""
+
+
+def on_device(data: Splits, device: str) -> Splits:
+    """``data`` with every split on ``device``: copied once per process and reused by every
+    later evaluation of the same data set (a GPU worker moves its data once, not per
+    evaluation). The CPU gets ``data`` itself. One data set is held per device: another
+    replaces it."""
+    import torch
+
+    if torch.device(device).type == "cpu":
+        return data
+    held = _ON_DEVICE.get(str(device))
+    if held is None or held[0] is not data:
+        moved = dataclasses.replace(data, **{k: getattr(data, k).to(device) for k in _TENSORS})
+        held = _ON_DEVICE[str(device)] = (data, moved)
+    return held[1]
 
 
 # ----------------------------------------------------------------------------------- splits
@@ -301,6 +362,8 @@ def _load_cached(settings_json: str) -> Splits:
     if not isinstance(name, str) or name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     source = DATASETS[name]
+    if source.splits is not None:
+        return source.splits(settings)
     x, y, x_test, y_test = source.load(settings)
     x = _inputs(name, "training", x, source.kind)
     y = _targets(name, "training", y, len(x), source.targets)

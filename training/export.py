@@ -9,19 +9,27 @@ An export folder holds:
     settings, how the weights were trained, metrics, latency and the checks the export ran
 ``model.safetensors`` (format ``weights``)
     the ``state_dict`` as safetensors: tensors only, no code
-``model.ts`` (format ``torchscript``)
-    the eval-mode model traced with ``torch.jit.trace``; needs only torch to load
+``model.pt2`` (format ``pt2``)
+    the eval-mode model as a ``torch.export`` program with a dynamic batch dimension; loads
+    with ``torch.export.load`` and needs only torch
 ``model.onnx`` (format ``onnx``)
-    the eval-mode model in ONNX (opset 17, input ``input``, output ``logits``, dynamic batch)
+    the eval-mode model in ONNX (input ``input``, output ``logits``, dynamic batch) from
+    torch's ``dynamo=True`` exporter; the TorchScript-based exporter only when that fails,
+    and then ``settings.json`` and the card say why
+``model.ts`` (format ``torchscript``, legacy)
+    the eval-mode model traced with ``torch.jit.trace``, kept while torch ships TorchScript
+    (deprecated since torch 2.9: its warnings are shown, not hidden)
 ``README.md``
-    a model card: genome, accuracies, parameters, FLOPs, CPU latency, how to load it
+    a model card: genome, accuracies, parameters, FLOPs, CPU latency (median and spread,
+    threads, hardware), how to load it
 
-TorchScript and ONNX files are inference graphs of the eval-mode model: a cell model with an
+The pt2, ONNX and TorchScript files are inference graphs of the eval-mode model: a cell model with an
 auxiliary head returns logits only (the head is used in training only; its weights are still in
 ``model.safetensors``). :func:`load_model` rebuilds the model through the decoder and reads the
 weights with safetensors (or ``torch.load(weights_only=True)``): loading never runs code from
-the folder. Every file is checked after it is written (weights reloaded, TorchScript reloaded,
-ONNX run in onnxruntime at two batch sizes) and the export fails if an output differs.
+the folder. Every file is checked after it is written (weights reloaded, pt2 and TorchScript
+reloaded, ONNX run in onnxruntime, each at two batch sizes) and the export fails if an output
+differs.
 
 A folder is written in a temporary sibling and moved into place, so an interrupted export
 leaves the previous one (or nothing), never a half-written folder.
@@ -31,10 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import statistics
-import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -48,12 +52,13 @@ from training.data import DATASETS, load_dataset, normalization_axes
 from training.decode import build_model
 from training.folders import replace_dir as _replace_dir
 from training.tasks import get_task
-from training.trainer import count_flops
+from training.measures import DEFAULT_LATENCY_SECONDS, count_flops, measure_latency
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("weights", "torchscript", "onnx")
-FILES = {"weights": "model.safetensors", "torchscript": "model.ts", "onnx": "model.onnx"}
+FORMATS = ("weights", "pt2", "onnx", "torchscript")
+FILES = {"weights": "model.safetensors", "pt2": "model.pt2", "onnx": "model.onnx",
+         "torchscript": "model.ts"}
 EXPORT_FORMAT = "evonas-export"
 EXPORT_VERSION = 1
 ONNX_OPSET = 17
@@ -62,7 +67,7 @@ ONNX_INSTALL = ("pip install onnx onnxruntime onnxscript` (from a checkout of ev
                 "`.venv/bin/pip install -e '.[export]'`)")
 
 # An exported graph may differ from the eager model by float rounding only.
-TORCHSCRIPT_TOLERANCE = 1e-5
+TORCHSCRIPT_TOLERANCE = PT2_TOLERANCE = 1e-5
 ONNX_TOLERANCE = 1e-4
 
 
@@ -110,14 +115,18 @@ def input_spec(data: Mapping[str, Any],
                task: str = "classification") -> tuple[dict[str, Any], Any]:
     """What a model trained on the data set ``data`` (the ``data`` section of a config) for
     ``task`` expects: ``(spec, splits)`` where ``spec`` has the input ``shape`` (C, H, W), its
-    layout, ``num_classes`` and the per-channel ``normalize`` mean and std that evonas applied
-    (``None`` without normalisation), and ``splits`` is the loaded :class:`training.Splits`."""
+    layout, ``num_classes``, how raw values were scaled (``scaling`` in words, ``divisor``),
+    the per-channel ``normalize`` mean and std that evonas applied (``None`` without
+    normalisation) and the class ``labels`` when known; ``splits`` is the loaded
+    :class:`training.Splits`."""
     splits = load_dataset(data)
     spec: dict[str, Any] = {
         "dataset": splits.name, "task": task, "layout": get_task(task).layout,
         "dtype": "float32", "shape": list(splits.example_shape),
         "num_classes": splits.num_classes, "scaling": DATASETS[splits.name].scaling,
-        "normalize": None}
+        "divisor": DATASETS[splits.name].divisor, "normalize": None,
+        "labels": (list(DATASETS[splits.name].labels)
+                   if DATASETS[splits.name].labels is not None else None)}
     if data.get("normalize", True):
         # The same statistics load_dataset used: the raw training split's mean and std.
         raw = load_dataset({**data, "normalize": False}).x_train.numpy()
@@ -132,39 +141,6 @@ def inference_parameters(model: nn.Module) -> int:
     """Parameters of the eval-mode model (without a cell model's auxiliary head)."""
     return sum(p.numel() for name, p in model.named_parameters()
                if not name.startswith("auxiliary_head."))
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@torch.no_grad()
-def measure_latency(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, *,
-                    runs: int = 5, warmup: int = 1) -> dict[str, Any]:
-    """CPU wall time of one forward pass of the eval-mode ``model`` on a batch of
-    ``batch_size`` random inputs: the median of ``runs`` timed passes after ``warmup`` untimed
-    ones, in milliseconds, with torch's current thread count (recorded)."""
-    was_training = model.training
-    model.eval()
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    model.train(was_training)
-    return {"median_ms": statistics.median(times) * 1000.0, "batch_size": batch_size,
-            "runs": runs, "threads": torch.get_num_threads(), "cpu": _cpu_name(),
-            "torch": torch.__version__}
 
 
 # ------------------------------------------------------------------------------- writing
@@ -209,25 +185,26 @@ def _check(name: str, diff: float, tolerance: float, reference: torch.Tensor) ->
                           f"this with the genome: an op may not export faithfully")
 
 
+def _batch_dim() -> Any:
+    return torch.export.Dim("batch")
+
+
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *,
-                 dynamo: bool = False) -> dict[str, Any]:
+                 dynamo: bool = True) -> dict[str, Any]:
     """Write ``model`` (eval mode) to ``path`` as ONNX with a dynamic batch dimension.
 
-    The TorchScript-based exporter (``dynamo=False``, opset 17) is fast and needs only torch;
-    torch marks it deprecated, so ``dynamo=True`` (``torch.export``, needs onnxscript) is the
-    fallback :func:`export_model` uses when it fails."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporters' deprecation and constant-folding notes
-        if dynamo:
-            torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_shapes=({0: torch.export.Dim("batch")},),
-                              external_data=False)
-        else:
-            torch.onnx.export(model, (example,), str(path), dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    ``dynamo=True`` (the default: ``torch.export``, needs onnxscript) is torch's exporter;
+    ``dynamo=False`` the TorchScript-based one (opset 17), deprecated by torch, which
+    :func:`export_model` uses only when the first fails. Warnings are the user's to see."""
+    if dynamo:
+        torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_shapes=({0: _batch_dim()},), external_data=False)
+    else:
+        torch.onnx.export(model, (example,), str(path), dynamo=False,
+                          opset_version=ONNX_OPSET, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
@@ -237,19 +214,29 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *,
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> dict[str, Any]:
+    """ONNX from the ``dynamo=True`` exporter; from the TorchScript-based one only when that
+    fails (saying why in the returned ``fallback``)."""
     try:
         return _export_onnx(model, example, path)
     except Exception as first:
+        reason = f"{type(first).__name__}: {first}".splitlines()[0][:300]
+        log.warning("torch.onnx's dynamo exporter failed (%s); using the TorchScript-based "
+                    "exporter", reason)
         try:
-            import onnxscript  # noqa: F401
-        except ImportError:
-            raise ExportError(f"ONNX export failed: {type(first).__name__}: {first}") from first
-        log.warning("the TorchScript-based ONNX exporter failed (%s); trying torch.export", first)
-        try:
-            return _export_onnx(model, example, path, dynamo=True)
+            info = _export_onnx(model, example, path, dynamo=False)
         except Exception as second:
-            raise ExportError(f"ONNX export failed with both exporters: {first}; {second}") \
-                from second
+            raise ExportError(f"ONNX export failed with both exporters: {reason}; "
+                              f"{type(second).__name__}: {second}") from second
+        return {**info, "fallback": reason}
+
+
+def _write_pt2(model: nn.Module, example: torch.Tensor, path: Path,
+               genome_doc: Mapping[str, Any]) -> Any:
+    """Write ``model`` (eval mode) as a ``torch.export`` program with a dynamic batch; return
+    the program as loaded back from ``path``."""
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: _batch_dim()},))
+    torch.export.save(program, str(path), extra_files={"evonas.json": json.dumps(genome_doc)})
+    return torch.export.load(str(path)).module()
 
 
 def _inputs(input_shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor:
@@ -259,8 +246,7 @@ def _inputs(input_shape: tuple[int, ...], batch: int, seed: int) -> torch.Tensor
 @torch.no_grad()
 def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[str, Any],
                  input_shape: tuple[int, ...], formats: tuple[str, ...],
-                 info: Mapping[str, Any], latency_batch_size: int,
-                 latency_runs: int) -> None:
+                 info: Mapping[str, Any], latency: Mapping[str, Any]) -> None:
     genome_doc = {"encoding": genome.encoding, "genome": genome.to_dict(),
                   "string": genome.to_string(), "key": genome.key()}
     _write_json(directory / "genome.json", genome_doc)
@@ -284,14 +270,17 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
         _check("weights (reloaded through the decoder)", diff, 1e-6, references[0])
         checks["weights_max_abs_diff"] = diff
 
-    if "torchscript" in formats:
+    if "pt2" in formats:
+        loaded = _write_pt2(model, example, directory / FILES["pt2"], genome_doc)
+        diff = max(_max_diff(loaded(x), ref) for x, ref in zip(probes, references))
+        _check("torch.export (pt2)", diff, PT2_TOLERANCE, references[0])
+        checks["pt2_max_abs_diff"] = diff
+
+    if "torchscript" in formats:  # legacy: torch marks jit.trace / jit.load deprecated
         path = directory / FILES["torchscript"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit.trace is marked deprecated in torch 2.9+
-            traced = torch.jit.trace(model, (example,), check_trace=False)  # checked below
-            torch.jit.save(traced, str(path),
-                           _extra_files={"evonas.json": json.dumps(genome_doc)})
-            loaded = torch.jit.load(str(path))
+        traced = torch.jit.trace(model, (example,), check_trace=False)  # checked below
+        torch.jit.save(traced, str(path), _extra_files={"evonas.json": json.dumps(genome_doc)})
+        loaded = torch.jit.load(str(path))
         diff = max(_max_diff(loaded(x), ref) for x, ref in zip(probes, references))
         _check("TorchScript", diff, TORCHSCRIPT_TOLERANCE, references[0])
         checks["torchscript_max_abs_diff"] = diff
@@ -319,8 +308,7 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
         "files": {f: FILES[f] for f in formats},
         "parameters": params, "auxiliary_parameters": total - params,
         "flops": count_flops(model, tuple(input_shape)),
-        "latency": measure_latency(model, tuple(input_shape), latency_batch_size,
-                                   runs=latency_runs),
+        "latency": measure_latency(model, tuple(input_shape), **latency),
         "onnx": onnx_info, "checks": checks, "torch": torch.__version__,
     }
     for key, value in info.items():
@@ -335,7 +323,9 @@ def _write_files(directory: Path, model: nn.Module, genome: Any, space: Mapping[
 def export_model(model: nn.Module, genome: Any, space: Mapping[str, Any],
                  out_dir: str | os.PathLike, *, input_shape: Iterable[int],
                  formats: Iterable[str] | str = FORMATS, info: Optional[Mapping[str, Any]] = None,
-                 latency_batch_size: int = 512, latency_runs: int = 5) -> Path:
+                 latency_batch_size: int = 1,
+                 latency_seconds: float = DEFAULT_LATENCY_SECONDS,
+                 latency_runs: Optional[int] = None) -> Path:
     """Write ``model`` (decoded from ``genome`` with ``space``, which includes ``in_channels``
     and ``num_classes``) to the export folder ``out_dir`` and return its path.
 
@@ -346,14 +336,17 @@ def export_model(model: nn.Module, genome: Any, space: Mapping[str, Any],
     ``data``, ``seed``, ...), ``source``, ``input`` (``dataset``, ``normalize``),
     ``evaluation``, ``data``. The model is put in eval mode (and left there); its weights are
     not changed. ``out_dir`` is replaced if it is an earlier export; any other non-empty folder
-    is an error.
+    is an error. Latency is measured on the CPU for a batch of ``latency_batch_size`` with
+    ``torch.utils.benchmark`` for ``latency_seconds`` (or exactly ``latency_runs`` single
+    calls), see :func:`training.measures.measure_latency`.
     """
     formats = check_formats(formats)
     input_shape = tuple(int(n) for n in input_shape)
     model.eval()
     return replace_dir(Path(out_dir), lambda tmp: _write_files(
-        tmp, model, genome, space, input_shape, formats, dict(info or {}), latency_batch_size,
-        latency_runs), owned=is_export)
+        tmp, model, genome, space, input_shape, formats, dict(info or {}),
+        {"batch_size": latency_batch_size, "min_run_time": latency_seconds,
+         "runs": latency_runs, "device": "cpu"}), owned=is_export)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -413,6 +406,50 @@ def _numbers(values: Iterable[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
+def _latency(latency: Mapping[str, Any]) -> str:
+    """``0.123 ms per batch of 1 (median; IQR 0.004 ms over 250 runs of 40 calls, ...)``."""
+    threads = latency["threads"]
+    return (f"{latency['median_ms']:.3g} ms per batch of {latency['batch_size']} (median; "
+            f"interquartile range {latency.get('iqr_ms', float('nan')):.2g} ms over "
+            f"{latency['runs']} runs of {latency.get('calls_per_run', 1)} call"
+            f"{'s' if latency.get('calls_per_run', 1) != 1 else ''}; "
+            f"{latency.get('method', 'perf_counter')}; {threads} thread"
+            f"{'s' if threads != 1 else ''}, {latency.get('hardware', latency.get('cpu'))}, "
+            f"torch {latency['torch']}, eager PyTorch)")
+
+
+def preprocessing(inp: Mapping[str, Any]) -> list[str]:
+    """Python lines (numpy only) that define ``x``, the model's float32 input, from ``raw``
+    inputs as the data set stores them: this model's scaling and standardisation."""
+    shape = [int(n) for n in inp["shape"]]
+    dims = ", ".join(map(str, [2, *shape]))
+    divisor = inp.get("divisor")
+    lines = ["import numpy as np", ""]
+    if divisor:
+        top = int(divisor)
+        lines += [f"# raw: a batch as `{inp.get('dataset')}` stores it, (batch, "
+                  f"{', '.join(map(str, shape))}), values 0..{top}",
+                  f"# (images as (batch, H, W, C): raw = raw.transpose(0, 3, 1, 2); "
+                  f"one channel as (batch, H, W): raw = raw[:, None])",
+                  f"raw = np.random.default_rng(0).integers(0, {top + 1}, size=({dims}))",
+                  f"x = raw.astype(np.float32) / {divisor:g}"]
+    else:
+        lines += [f"# raw: a batch scaled as the training data (`{inp.get('dataset')}`, "
+                  f"{inp.get('scaling', 'as stored')}), shape (batch, "
+                  f"{', '.join(map(str, shape))})",
+                  f"raw = np.random.default_rng(0).normal(size=({dims}))",
+                  "x = raw.astype(np.float32)"]
+    norm = inp.get("normalize")
+    if norm:
+        per_channel = "(1, -1" + ", 1" * (len(shape) - 1) + ")"
+        lines += [f"mean = np.array({[float(v) for v in norm['mean']]!r}, "
+                  f"dtype=np.float32).reshape{per_channel}",
+                  f"std = np.array({[float(v) for v in norm['std']]!r}, "
+                  f"dtype=np.float32).reshape{per_channel}",
+                  "x = (x - mean) / std            # standardised as in training"]
+    return lines
+
+
 def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     """The ``README.md`` of an export folder, from its ``genome.json`` and ``settings.json``."""
     metrics = settings.get("metrics") or {}
@@ -454,10 +491,11 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     rows = [("genome", f"`{genome_doc['string']}`"), ("canonical key", f"`{genome_doc['key']}`"),
             (f"validation {primary}", val), (f"test {primary}", test), ("parameters", params),
             ("FLOPs per example", f"{settings['flops']:,}"),
-            ("CPU latency", f"{latency['median_ms']:.2f} ms per batch of "
-                            f"{latency['batch_size']} (median of {latency['runs']} runs, "
-                            f"{latency['threads']} thread{'s' if latency['threads'] > 1 else ''}, "
-                            f"{latency['cpu']}, torch {latency['torch']}, eager PyTorch)")]
+            ("CPU latency", _latency(latency))]
+    if trained:  # the task's other metrics (a signal model's ACLR and EVM), test split
+        rows[4:4] = [(f"test {m}", _fmt(metrics.get(f"test_{m}")))
+                     for m in task.split_metrics if m not in (primary, "loss")
+                     and metrics.get(f"test_{m}") is not None]
     if source.get("objectives") and source.get("values"):  # as the search measured them
         rows.append(("objectives (search)", ", ".join(
             f"{o} = {v:.6g}" for o, v in zip(source["objectives"], source["values"]))))
@@ -492,22 +530,45 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
     output = settings["output"]
     lines += ["", f"Output `{output['name']}`: shape ({', '.join(map(str, output['shape']))}), "
                   f"{output['meaning']}; the batch size is free.", ""]
+    labels = inp.get("labels")
+    if labels:
+        lines += ["Classes: " + ", ".join(f"{i} `{name}`" for i, name in enumerate(labels)) + ".",
+                  ""]
 
     files = settings["files"]
-    lines += ["## Load it", ""]
-    if "torchscript" in files:
-        lines += ["TorchScript (needs only torch, not evonas; inference graph, eval mode):", "",
+    lines += ["## Preprocessing", "",
+              "From raw inputs to `x`, the model's input, with numpy alone (this model's "
+              "scaling and standardisation; replace the stand-in `raw` with your data):", "",
+              "```python", *preprocessing(inp), "```", ""]
+    lines += ["## Load it", "", "Each snippet takes the `x` above; none needs evonas.", ""]
+    labelled = ([f"labels = {list(labels)!r}",
+                 "print([labels[i] for i in logits.argmax(1)])   # the predicted classes"]
+                if labels else [])
+    if "pt2" in files:
+        lines += ["`torch.export` program (needs only torch; inference graph, eval mode, "
+                  "any batch size):", "",
                   "```python", "import torch", "",
-                  f'model = torch.jit.load("{files["torchscript"]}")',
-                  "logits = model(x)          # x: float32 tensor (batch, "
-                  f"{', '.join(map(str, inp['shape']))})", "```", ""]
+                  f'model = torch.export.load("{files["pt2"]}").module()',
+                  "logits = model(torch.from_numpy(x))", *labelled, "```", ""]
     if "onnx" in files:
         onnx_info = settings.get("onnx") or {}
-        lines += [f"ONNX (opset {onnx_info.get('opset')}, dynamic batch) with onnxruntime:", "",
-                  "```python", "import onnxruntime", "",
+        exporter = ("torch.onnx's dynamo exporter" if onnx_info.get("exporter") == "dynamo"
+                    else "torch.onnx's legacy TorchScript-based exporter")
+        lines += [f"ONNX (opset {onnx_info.get('opset')}, dynamic batch, from {exporter}) with "
+                  f"onnxruntime:", ""]
+        if onnx_info.get("fallback"):
+            lines[-2] = lines[-2][:-1] + (f" The dynamo exporter failed on this model "
+                                          f"({onnx_info['fallback']}), so the legacy exporter "
+                                          f"wrote this file.")
+        lines += ["```python", "import onnxruntime", "",
                   f'session = onnxruntime.InferenceSession("{files["onnx"]}")',
-                  f'logits = session.run(None, {{"{INPUT_NAME}": x}})[0]   # x: float32 numpy '
-                  f"array", "```", ""]
+                  f'logits = session.run(None, {{"{INPUT_NAME}": x}})[0]', "```", ""]
+    if "torchscript" in files:
+        lines += ["TorchScript (legacy: torch deprecates TorchScript and `torch.jit.load` warns "
+                  "so; prefer the pt2 file):", "",
+                  "```python", "import torch", "",
+                  f'model = torch.jit.load("{files["torchscript"]}")',
+                  "logits = model(torch.from_numpy(x))", "```", ""]
     if "weights" in files:
         lines += ["With evonas: the decoder's `nn.Module` with these weights, in eval mode "
                   "(call `.train()` to fine-tune):", "",
@@ -522,8 +583,9 @@ def model_card(genome_doc: Mapping[str, Any], settings: Mapping[str, Any]) -> st
               "| `settings.json` | decoder space, input, evaluation settings, training, metrics, "
               "latency, export checks |"]
     described = {"weights": "weights (`state_dict`, safetensors)",
-                 "torchscript": "TorchScript, traced in eval mode",
-                 "onnx": "ONNX, eval mode, dynamic batch dimension"}
+                 "pt2": "`torch.export` program, eval mode, dynamic batch dimension",
+                 "onnx": "ONNX, eval mode, dynamic batch dimension",
+                 "torchscript": "TorchScript, traced in eval mode (legacy)"}
     lines += [f"| `{name}` | {described[f]} |" for f, name in files.items()]
     lines += ["| `README.md` | this card |", ""]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ class Task(ABC):
     output_name: ClassVar[str]          # the exported model's output
     split_metrics: ClassVar[tuple[str, ...]]  # what measure() returns for a split
     primary: ClassVar[str]              # the split metric people read first (accuracy)
-    metrics: ClassVar[tuple[str, ...]]  # what every evaluation reports
+    metrics: ClassVar[tuple[str, ...]]  # what an evaluation can report (objectives, constraints)
     directions: ClassVar[Mapping[str, str]]  # the natural direction of each measured metric
 
     @abstractmethod
@@ -50,6 +50,12 @@ class Task(ABC):
     def output_meaning(self, space: Mapping[str, Any]) -> dict[str, Any]:
         """The exported model's output: its shape (batch first) and what it means."""
 
+    def attach(self, model: Any, data: Any) -> Any:
+        """The module that is trained and measured for the searched ``model`` on ``data``
+        (a DPD task puts a frozen PA model after it); by default ``model`` itself. Only
+        ``model``'s own parameters are counted and exported."""
+        return model
+
 
 class ClassificationConfig(Section):
     """Image classification: cross-entropy, accuracy (no settings yet)."""
@@ -58,7 +64,9 @@ class ClassificationConfig(Section):
 
 
 class Classification(Task):
-    """Images ``(N, C, H, W)`` to class logits: cross-entropy loss, accuracy and mean loss.
+    """Images ``(N, C, H, W)`` to class logits: cross-entropy loss (with
+    ``evaluation["label_smoothing"]`` when set; measured losses are plain cross-entropy),
+    accuracy and mean loss.
 
     A model that returns ``(logits, aux_logits)`` in training mode (a cell model with an
     auxiliary head) is trained on ``loss + evaluation["auxiliary_weight"] * aux_loss``."""
@@ -71,32 +79,38 @@ class Classification(Task):
     output_name = "logits"
     split_metrics = ("accuracy", "loss")
     primary = "accuracy"
-    metrics = ("val_accuracy", "val_loss", "train_loss", "params", "flops", "train_seconds")
+    metrics = ("val_accuracy", "val_loss", "train_loss", "params", "flops", "train_seconds",
+               "latency_ms", "latency_iqr_ms")
     directions = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min",
-                  "params": "min", "flops": "min", "train_seconds": "min"}
+                  "params": "min", "flops": "min", "train_seconds": "min",
+                  "latency_ms": "min", "latency_iqr_ms": "min"}
 
     def loss(self, output: Any, target: Any, evaluation: Mapping[str, Any]) -> Any:
         from torch import nn
 
+        smoothing = float(evaluation.get("label_smoothing") or 0.0)
+        extra = {"label_smoothing": smoothing} if smoothing else {}  # off: exactly as before
         if isinstance(output, tuple):  # (logits, aux_logits): a cell model's auxiliary head
-            return (nn.functional.cross_entropy(output[0], target)
+            return (nn.functional.cross_entropy(output[0], target, **extra)
                     + float(evaluation.get("auxiliary_weight", 0.4))
-                    * nn.functional.cross_entropy(output[1], target))
-        return nn.functional.cross_entropy(output, target)
+                    * nn.functional.cross_entropy(output[1], target, **extra))
+        return nn.functional.cross_entropy(output, target, **extra)
 
     def measure(self, model: Any, x: Any, y: Any, batch_size: int) -> dict[str, float]:
         import torch
         from torch import nn
 
         model.eval()
-        correct, loss = 0, 0.0
+        # Summed on the device (float64: the same sums as adding .item()s), read once.
+        correct = torch.zeros((), dtype=torch.int64, device=y.device)
+        loss = torch.zeros((), dtype=torch.float64, device=y.device)
         with torch.no_grad():
             for i in range(0, len(y), batch_size):
                 logits = model(x[i:i + batch_size])
                 loss += nn.functional.cross_entropy(logits, y[i:i + batch_size],
-                                                    reduction="sum").item()
-                correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
-        return {"accuracy": correct / len(y), "loss": loss / len(y)}
+                                                    reduction="sum").double()
+                correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+        return {"accuracy": int(correct) / len(y), "loss": float(loss) / len(y)}
 
     def decoder_space(self, data: Any) -> dict[str, Any]:
         return {"in_channels": data.in_channels, "num_classes": data.num_classes}

@@ -54,6 +54,26 @@ class _Job:
     failures: list[str] = field(default_factory=list)   # why earlier attempts ended
 
 
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies have ended); ``False`` where
+    ``/proc`` does not say."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 class _Worker:
     """One spawned worker process, its pipe, and the job it holds."""
 
@@ -74,13 +94,18 @@ class _Worker:
         self.done = 0  # evaluations finished
         self.busy = 0.0
 
-    def kill_group(self) -> None:
+    def kill_group(self, wait: float = 5.0) -> None:
         """SIGKILL whatever is left of the worker's process group: processes an evaluation
-        forked (the worker leads its own group) must not outlive it."""
+        forked (the worker leads its own group) must not outlive it. A signal is delivered
+        asynchronously, so this waits (up to ``wait`` seconds, where ``/proc`` shows process
+        groups) until none of them runs any more."""
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):  # gone, or never got its own group
-            pass
+            return
+        deadline = time.monotonic() + wait
+        while _group_running(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def give(self, job: _Job) -> None:
         self.job = job

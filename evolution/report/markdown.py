@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from evolution.constraints import Constraints
 from evolution.report.data import RunData, count, genome_text, number, si
 from evolution.results import INFEASIBLE, is_failure
 from evolution.strategies import STRATEGIES
+from genome import EvonasError, genome_from_dict, get_encoding
 
 TOP = 10              # rows of the best-genomes table
 
@@ -96,6 +97,15 @@ def config_constraints(data: RunData) -> str:
     return str(Constraints.from_config(data.config))
 
 
+def _named(config: Any, result: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """The result's genome as ``{name: value}`` where the space names its dimensions."""
+    try:
+        genome = genome_from_dict(result["genome"])
+        return get_encoding(config.search.encoding).named(genome, config.search)
+    except (EvonasError, KeyError, TypeError, ValueError):
+        return None
+
+
 def facts(data: RunData) -> list[tuple[str, str]]:
     """The table at the top of ``report.md``."""
     config = data.config
@@ -110,6 +120,15 @@ def facts(data: RunData) -> list[tuple[str, str]]:
     out.append(("search space", ", ".join(f"{k} {v}" for k, v in search.items()
                                           if k in ("encoding", "stages", "blocks", "channels",
                                                    "filters"))))
+    if search["encoding"] == "tuned":
+        arch = config.search.architecture
+        out[-1] = ("search space", ", ".join(f"{k} {v}" for k, v in arch.items()
+                                             if k in ("encoding", "stages", "blocks",
+                                                      "channels", "filters"))
+                   + "; searched settings: " + "; ".join(config.search.space.describe()))
+    elif search.get("params"):
+        out[-1] = ("search space", f"{config.search.encoding}: "
+                                   + "; ".join(config.search.space.describe()))
     objectives = data.record.objectives
     if config.evaluation.evaluator:
         out.append(("evaluation", f"evaluator `{config.evaluation.evaluator}`, objectives "
@@ -120,7 +139,7 @@ def facts(data: RunData) -> list[tuple[str, str]]:
     counts = data.record.counts()
     bad = counts["failures"]
     failures = Counter(s for s in (r.get("status", "?") for r in data.not_ok) if is_failure(s))
-    out += [("budget", f"{config.strategy.budget} evaluations"),
+    out += [("budget", f"{config.strategy.budget} architectures trained"),
             ("evaluations", f"{counts['evaluations']} finished ({counts['trained']} trained, "
                             f"{counts['cache_hits']} cache hits), "
                             f"{len(data.record.asks)} asked"),
@@ -148,6 +167,9 @@ def facts(data: RunData) -> list[tuple[str, str]]:
         values = ", ".join(f"{o.metric} {v:.4f}" for o, v in zip(objectives, best[0]["values"]))
         out.append(("best", f"{values} at evaluation {best[0]['index']}: "
                             f"`{genome_text(best[0])}`"))
+        named = _named(config, best[0])
+        if named:
+            out.append(("best parameters", ", ".join(f"{k} {v!r}" for k, v in named.items())))
     final = data.record.final
     if number(final.get("test_accuracy")) is not None:
         out.append(("best, retrained", f"test accuracy {final['test_accuracy']:.4f}, "

@@ -5,7 +5,9 @@ population uniformly with replacement, mutates the best of them once, and propos
 it never waits for a generation, so a free worker always gets work. Every told result joins the
 population on the right and, once the population holds more than P, the oldest member leaves
 on the left: age, not fitness, decides who dies. Failed evaluations are members with the worst
-fitness. The run does P + C evaluations (C = ``cycles``).
+fitness. The run trains P + C distinct architectures (C = ``cycles``): a repeat the run's cache
+answers is free and (unless ``proposal.repeats`` asks for the paper's behaviour) never joins
+the population, so the same architecture cannot crowd it.
 """
 from __future__ import annotations
 
@@ -66,18 +68,23 @@ class AgingStrategy(Strategy):
 
     def ask(self, n: int) -> list[Ask]:
         asks = []
-        while len(asks) < n and self._handed < self.budget:
+        while len(asks) < n and self._told + len(self._asked) < self.budget:
             if self._handed < self.size:
                 genome = self.toolbox.random_genome()
             elif self.population:
-                parent = self.toolbox.select(list(self.population))
-                genome = self.toolbox.mutate_one(parent.genome)
+                genome = self.proposer.propose(self._child, draw_again=False)
             else:  # every initial member is still being evaluated
                 break
             self._asked[self._handed] = genome
             asks.append(Ask(self._handed, genome))
             self._handed += 1
         return asks
+
+    def _child(self) -> Any:
+        """A tournament's winner mutated once (each surrogate candidate has its own
+        tournament)."""
+        parent = self.toolbox.select(list(self.population))
+        return self.encoding.mutate_one(parent.genome, self.space, self.rng)
 
     def tell(self, ticket: int, values: Values, violation: float = 0.0
              ) -> list[dict[str, Any]]:
@@ -87,6 +94,21 @@ class AgingStrategy(Strategy):
                                                violation=violation))
         if len(self.population) > self.size:
             self.population.popleft()
+        return self._told_one()
+
+    def tell_repeat(self, ticket: int, values: Values, violation: float = 0.0
+                    ) -> list[dict[str, Any]]:
+        """A cache hit: free (the budget grows by one); it joins the population only with
+        ``proposal.repeats`` (the paper's behaviour, where every child is trained anew)."""
+        if self.proposer.repeats:
+            return super().tell_repeat(ticket, values, violation)
+        if ticket not in self._asked:
+            raise ValueError(f"ticket {ticket} was not asked or was already told")
+        del self._asked[ticket]
+        self.budget += 1
+        return self._told_one()
+
+    def _told_one(self) -> list[dict[str, Any]]:
         self._told += 1
         if self._told % self.size and self._told != self.budget:
             return []

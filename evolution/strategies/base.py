@@ -18,6 +18,7 @@ from deap import base, tools
 
 from evolution.objectives import Objectives
 from evolution.pareto import Fitness
+from evolution.strategies.proposal import Proposer
 from evolution.strategies.selection import roulette
 from genome import Encoding, genome_from_dict
 from genome.rng import lend
@@ -146,6 +147,19 @@ class Strategy(ABC):
         its ``violation`` (see :data:`Values`). Returns events worth recording, such as a
         finished generation."""
 
+    def tell_repeat(self, ticket: int, values: Values, violation: float = 0.0
+                    ) -> list[dict[str, Any]]:
+        """A result the run's cache answered (the architecture was evaluated before): free, so
+        the budget grows by one (strategies that count generations ignore it), and told like
+        any result unless the strategy overrides this."""
+        self.budget += 1
+        return self.tell(ticket, values, violation)
+
+    @property
+    def proposer(self) -> Proposer:
+        """The no-repeat / surrogate filter of this strategy's toolbox."""
+        return self.toolbox.proposer
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything the strategy knows, RNG included, as JSON values."""
@@ -195,6 +209,10 @@ def make_toolbox(encoding: Encoding, space: Section, rng: random.Random, *,
                  mate: Optional[Mapping[str, float]] = None) -> base.Toolbox:
     """The one place that wires operators into a DEAP toolbox, for every encoding and strategy.
 
+    ``random_genome``, ``mutate_one`` and ``mutate`` are decorated by the toolbox's
+    :class:`~evolution.strategies.proposal.Proposer` (``toolbox.proposer``): by default they
+    propose no architecture the run has evaluated, has in flight or has just been proposed.
+
     Always registered, bound to ``space`` and ``rng``: ``random_genome()`` and ``mutate_one(g)``
     (exactly one mutation). A strategy asks for what else it uses: ``select`` as ``(function,
     keyword arguments)`` (called with ``rng``), ``mutate(g)`` with the GA's rates (``p_m``,
@@ -211,4 +229,9 @@ def make_toolbox(encoding: Encoding, space: Section, rng: random.Random, *,
         toolbox.register("mutate", encoding.mutate, space=space, rng=rng, **mutate)
     if mate is not None:
         toolbox.register("mate", encoding.crossover, space=space, rng=rng, **mate)
+    toolbox.proposer = Proposer(encoding, space, rng)
+    toolbox.decorate("random_genome", toolbox.proposer.decorator(draw_again=True))
+    for alias in ("mutate_one", "mutate"):
+        if hasattr(toolbox, alias):
+            toolbox.decorate(alias, toolbox.proposer.decorator(draw_again=False))
     return toolbox

@@ -4,7 +4,10 @@ Generation 0 is N random genomes. Each later generation: N parents by DEAP's
 ``tools.selTournamentDCD`` (binary tournaments on domination, then crowding distance), the
 encoding's crossover of neighbouring pairs (p_C, q_C) and mutation (p_M, q_M), evaluation of
 all N; then DEAP's ``tools.selNSGA2`` keeps the best N of parents and offspring (non-dominated
-sorting, then crowding distance). Constraints follow Deb's rules through the fitness'
+sorting, then crowding distance). Children that repeat an architecture the run knows are varied
+again by the run's proposer (:mod:`evolution.strategies.proposal`, duplicate elimination as in
+pymoo's NSGA-II), and the random initial generation holds no architecture twice (:func:`novel`).
+Constraints follow Deb's rules through the fitness'
 ``dominates`` (see :mod:`evolution.pareto`): a feasible result beats every infeasible one, and
 of two infeasible ones the smaller violation wins. The run does N * (T + 1) evaluations.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from deap import tools
 from pydantic import Field
@@ -24,6 +27,27 @@ from evolution.strategies.base import (Ask, Individual, Strategy, Values, indivi
 from genome import Encoding
 from genome.rng import lend
 from genome.section import Section
+
+
+NOVEL_TRIES = 20
+"""Single mutations tried to turn a repeated proposal into a new architecture before proposing
+the repeat anyway (a small space can run out of unseen neighbours)."""
+
+
+def novel(genome: Any, seen: set[str], step: Callable[[Any], Any],
+          tries: int = NOVEL_TRIES) -> Any:
+    """``genome`` if its architecture (canonical ``key()``) is not in ``seen``; else the first
+    of up to ``tries`` successive ``step(genome)`` (one more mutation each, or a fresh random
+    genome) whose architecture is not, or the last one tried. The returned genome's key is
+    added to ``seen``; nothing else changes (genomes are frozen)."""
+    key = genome.key()
+    for _ in range(tries):
+        if key not in seen:
+            break
+        genome = step(genome)
+        key = genome.key()
+    seen.add(key)
+    return genome
 
 
 class NSGA2Config(Section):
@@ -66,7 +90,10 @@ class NSGA2Strategy(Strategy):
         self.size = config.population
         self.generation = 0
         self.population: list[Individual] = []  # the survivors, parents of the next batch
-        self.batch = [self.individual(self.toolbox.random_genome()) for _ in range(self.size)]
+        seen: set[str] = set()  # drawn before the run's proposer knows the run: dedup here
+        self.batch = [self.individual(novel(self.toolbox.random_genome(), seen,
+                                            lambda _: self.toolbox.random_genome()))
+                      for _ in range(self.size)]
         self._handed = 0
         self._told = 0
 

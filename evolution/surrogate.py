@@ -1,0 +1,138 @@
+"""A cheap model of the landscape, fitted on every result so far, that ranks candidate children.
+
+Features per encoding (a registry: a new encoding adds one function): a choice genome is one-hot
+per position, a Genetic-CNN genome its connection bits, a cell genome one-hot ops and input
+indices per block of both cells. The model is scikit-learn's ``ExtraTreesRegressor``; a
+candidate scores its trees' mean plus half their spread (optimism where the trees disagree).
+
+The model is a pure function of the results so far and the run seed: it is fitted on the first
+``m(n)`` results (in the order they were trained), where ``m(n)`` is the largest refit point not
+above ``n`` (every result up to :data:`STEP_UNTIL`, then every :data:`GROWTH` x more), with a
+seed derived from (run seed, ``m``). So a resumed run, which rebuilds it from its journal,
+proposes what an uninterrupted one proposes, and refits are rare once results are many (the
+engine's overhead per evaluation stays small). Fitting time is logged and kept in
+:attr:`Surrogate.fit_seconds`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from genome.registry import Registry
+
+log = logging.getLogger(__name__)
+
+MIN_RESULTS = 8
+"""No model below this many ok results: proposals are the strategy's own."""
+STEP_UNTIL = 100
+"""Refit after every new result up to this many."""
+GROWTH = 1.25
+"""Beyond :data:`STEP_UNTIL`, refit when the results have grown by this factor."""
+TREES = 24
+OPTIMISM = 0.5
+"""Score = mean + OPTIMISM x standard deviation over the trees."""
+
+Features = Callable[[Any, Any], list[float]]
+FEATURES = Registry("surrogate feature map")
+"""``search.encoding`` -> ``features(genome, space) -> list of floats`` (fixed length per
+space)."""
+
+
+def _choice(genome: Any, space: Any) -> list[float]:
+    out: list[float] = []
+    for value, allowed in zip(genome.values, space.values):
+        shown = json.dumps(value)
+        out.extend(1.0 if json.dumps(v) == shown else 0.0 for v in allowed)
+    return out
+
+
+def _binary(genome: Any, space: Any) -> list[float]:
+    return [float(b) for stage in genome.bits for b in stage]
+
+
+def _cell(genome: Any, space: Any) -> list[float]:
+    ops = list(space.ops)
+    out: list[float] = []
+    for blocks in (genome.normal, genome.reduction):
+        for in_a, op_a, in_b, op_b in blocks:
+            for state, op in ((in_a, op_a), (in_b, op_b)):
+                out.append(float(state))
+                out.extend(1.0 if op == o else 0.0 for o in ops)
+    return out
+
+
+FEATURES.add("choice", _choice)
+FEATURES.add("binary", _binary)
+FEATURES.add("cell", _cell)
+
+
+def refit_point(n: int) -> int:
+    """The number of results the model in force at ``n`` results was fitted on (0: none)."""
+    if n < MIN_RESULTS:
+        return 0
+    if n <= STEP_UNTIL:
+        return n
+    point = STEP_UNTIL
+    while True:
+        following = max(point + 1, int(point * GROWTH))
+        if following > n:
+            return point
+        point = following
+
+
+class Surrogate:
+    """The model for one run: ``model(observations)`` (``None`` before enough results),
+    ``score(model, genomes)``."""
+
+    def __init__(self, encoding: Any, space: Any, seed: int):
+        self.encoding, self.space, self.seed = encoding, space, seed
+        self.features: Optional[Features] = FEATURES.get(encoding.name)
+        if self.features is None:
+            log.warning("no surrogate features for encoding %r; proposals are not ranked",
+                        encoding.name)
+        self._rows: list[list[float]] = []  # features of the observations so far (a memo)
+        self._model: Optional[tuple[int, Any]] = None
+        self.fits = 0
+        self.fit_seconds = 0.0
+
+    def model(self, observations: Sequence[tuple[dict[str, Any], float]]) -> Any:
+        """The fitted model in force with these results (a genome dict and the value to
+        maximise, in training order: a list that only grows), or ``None``."""
+        if self.features is None:
+            return None
+        m = refit_point(len(observations))
+        if m == 0:
+            return None
+        if self._model is not None and self._model[0] == m:
+            return self._model[1]
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        started = time.perf_counter()
+        from genome import genome_from_dict
+
+        for genome, _ in observations[len(self._rows):m]:
+            self._rows.append(self.features(genome_from_dict(genome), self.space))
+        x = np.array(self._rows[:m], dtype=np.float32)
+        y = np.array([v for _, v in observations[:m]], dtype=np.float64)
+        digest = hashlib.sha256(f"evonas-surrogate:{self.seed}:{m}".encode()).digest()
+        forest = ExtraTreesRegressor(n_estimators=TREES, min_samples_leaf=1, n_jobs=1,
+                                     random_state=int.from_bytes(digest[:4], "big"))
+        forest.fit(x, y)
+        self._model = (m, forest)
+        seconds = time.perf_counter() - started
+        self.fits += 1
+        self.fit_seconds += seconds
+        log.debug("surrogate fitted on %d results in %.1f ms", m, 1000 * seconds)
+        return forest
+
+    def score(self, model: Any, genomes: Sequence[Any]) -> list[float]:
+        """Mean + :data:`OPTIMISM` x spread of the trees' predictions, per genome."""
+        x = np.array([self.features(g, self.space) for g in genomes], dtype=np.float32)
+        trees = np.stack([t.tree_.predict(x).reshape(len(genomes), -1)[:, 0]
+                          for t in model.estimators_])
+        return list(trees.mean(axis=0) + OPTIMISM * trees.std(axis=0))

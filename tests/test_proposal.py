@@ -1,0 +1,173 @@
+"""Budgets in trained architectures, no repeats, the surrogate and local search, through the real
+search loop (serial pool, an instant table evaluator)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evolution import resume, run
+from evolution.config import config_from_dict
+from evolution.journal import SNAPSHOT, RunDirectory, read_journal
+from evolution.surrogate import refit_point
+
+from test_faults import cut, trace
+
+EVALUATOR = '''
+def score(genome, settings):
+    values = list(genome.values)
+    return {"score": sum((i + 1) * v for i, v in enumerate(values)) / 100.0
+            + 0.01 * (values[0] * values[-1] % 3)}
+'''
+SPACE = {"encoding": "choice", "choices": [[0, 1, 2, 3]] * 4}  # 256 architectures
+TINY_SPACE = {"encoding": "choice", "choices": [[0, 1], [0, 1]]}  # 4 architectures
+
+
+@pytest.fixture
+def plugin(user_module):
+    return user_module("proposal_bench", EVALUATOR) + ":score"
+
+
+def make(tiny, plugin, name, strategy, search=SPACE, **changes):
+    return config_from_dict({**tiny, "name": name, "search": search, "strategy": strategy,
+                             "evaluation": {"evaluator": plugin, "objective": "score"},
+                             "pool": {"backend": "serial", "workers": 2},
+                             "deterministic": True, **changes})
+
+
+def results(run_dir):
+    return [e for e in read_journal(run_dir) if e["event"] == "result"]
+
+
+AGING = {"name": "aging", "population": 6, "sample": 3, "cycles": 34}
+
+
+@pytest.mark.parametrize("strategy", [AGING, {"name": "random", "evaluations": 40}])
+def test_the_paper_repeats_but_the_budget_counts_trained_architectures(tiny, plugin, strategy):
+    summary = run(make(tiny, plugin, "paper", strategy, proposal={"repeats": True}))
+    assert summary.trained == 40 and summary.cache_hits > 0
+    assert summary.evaluations == summary.trained + summary.cache_hits
+    end = [e for e in read_journal(summary.run_dir) if e["event"] == "end"][-1]
+    assert (end["trained"], end["evaluations"]) == (40, summary.evaluations)
+
+
+@pytest.mark.parametrize("strategy", [
+    AGING, {"name": "random", "evaluations": 40}, {"name": "local", "evaluations": 40},
+    {"name": "genetic", "population": 8, "generations": 4, "p_mutation": 0.8,
+     "q_mutation": 0.1}])
+def test_no_repeats_by_default_every_evaluation_trains_a_new_architecture(tiny, plugin,
+                                                                          strategy):
+    summary = run(make(tiny, plugin, "fresh", strategy))
+    keys = [e["key"] for e in results(summary.run_dir)]
+    assert len(keys) == len(set(keys)) == summary.trained == 40
+    assert summary.cache_hits == 0
+
+
+def test_the_paper_ga_repeats_when_asked(tiny, plugin):
+    ga = {"name": "genetic", "population": 8, "generations": 4, "p_mutation": 0.8,
+          "q_mutation": 0.1}
+    summary = run(make(tiny, plugin, "paper-ga", ga, proposal={"repeats": True}))
+    assert summary.evaluations == 40 and summary.cache_hits > 0
+
+
+def test_an_exhausted_space_ends_at_the_cap(tiny, plugin):
+    """4 architectures, a budget of 10: all 4 are trained, then repeats (free cache hits)
+    until ``proposal.max_asks``; none joins the aging population."""
+    summary = run(make(tiny, plugin, "small", {"name": "aging", "population": 3, "sample": 2,
+                                               "cycles": 7},
+                       search=TINY_SPACE, proposal={"max_asks": 15}))
+    assert (summary.trained, summary.cache_hits, summary.evaluations) == (4, 11, 15)
+
+
+def test_a_duplicate_never_enters_the_aging_population(tiny, plugin, monkeypatch):
+    from evolution.loop import Search
+
+    seen = []
+    real = Search._apply
+
+    def apply(self, event):
+        real(self, event)
+        population = [m.genome.key() for m in self.strategy.population]
+        seen.append(population)
+        assert len(population) == len(set(population))
+
+    monkeypatch.setattr(Search, "_apply", apply)
+    summary = run(make(tiny, plugin, "dup", {"name": "aging", "population": 3, "sample": 2,
+                                             "cycles": 7}, search=TINY_SPACE,
+                       proposal={"max_asks": 15}))
+    assert summary.cache_hits > 0 and len(seen) == 15
+    assert all(len(p) <= 4 for p in seen)
+
+
+SURROGATE = {"surrogate": True, "candidates": 6}
+
+
+def test_surrogate_proposals_are_reproducible_by_seed(tiny, plugin):
+    asks = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        summary = run(make(tiny, plugin, name, AGING, proposal=SURROGATE, seed=seed))
+        asks[name] = [json.dumps(e["genome"]) for e in read_journal(summary.run_dir)
+                      if e["event"] == "ask"]
+    assert asks["a"] == asks["b"] != asks["c"]
+    assert len(asks["a"]) == 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", [AGING, {"name": "local", "evaluations": 24},
+                                      {"name": "genetic", "population": 6, "generations": 3}])
+def test_surrogate_runs_cut_after_every_line_resume_to_the_uninterrupted_journal(
+        tiny, plugin, strategy, tmp_path, monkeypatch):
+    """Kill-and-resume: the surrogate is rebuilt from the journal (or a snapshot's cache)."""
+    strategy = {**strategy, "cycles": 18} if strategy["name"] == "aging" else strategy
+    config = make(tiny, plugin, "ref", strategy, proposal=SURROGATE, snapshot_every=3,
+                  pool={"backend": "serial", "workers": 3})
+    snapshots: dict[int, str] = {}
+    real = RunDirectory.write_snapshot
+
+    def keep(self, state):
+        real(self, state)
+        text = (self.path / SNAPSHOT).read_text()
+        snapshots[json.loads(text)["lines"]] = text
+
+    monkeypatch.setattr(RunDirectory, "write_snapshot", keep)
+    source = run(config).run_dir
+    monkeypatch.setattr(RunDirectory, "write_snapshot", real)
+    expected = trace(source)
+    total = len((source / "journal.jsonl").read_bytes().splitlines())
+    for lines in range(1, total):
+        usable = [n for n in snapshots if n <= lines]
+        snapshot = snapshots[max(usable)] if usable and lines % 2 else None
+        copy = cut(source, tmp_path / f"cut-{lines}", lines, snapshot)
+        resume(copy)
+        assert trace(copy) == expected, f"cut after line {lines}"
+
+
+def test_refits_follow_the_results_so_far_only():
+    assert [refit_point(n) for n in (0, 7, 8, 9, 100, 124, 125)] == [0, 0, 8, 9, 100, 100, 125]
+    points = sorted({refit_point(n) for n in range(100, 1001)})
+    assert points[0] == 100 and len(points) == 11  # 25% growth: 11 fits from 100 to 1,000
+    assert all(refit_point(p) == p for p in points)
+
+
+def test_local_search_climbs_to_the_optimum_then_restarts(tiny, plugin):
+    """On a landscape whose only local optimum is the global one (score grows with every
+    value), the climb reaches [3, 3, 3, 3] and, its neighbours all worse, restarts."""
+    from evolution.loop import Search
+    from evolution.pool import SerialPool
+    from evolution.journal import RunDirectory
+    from evolution.results import make_result
+
+    config = make(tiny, plugin, "climb", {"name": "local", "evaluations": 60})
+
+    def evaluate(task):
+        value = sum(task["genome"]["values"]) / 12
+        return make_result(task["index"], values=[value], metrics={"score": value},
+                           started=0.0, finished=0.0)
+
+    with RunDirectory.create(tiny["runs_dir"], "climb", config.to_dict(), exact=False) as rd, \
+            SerialPool(evaluate=evaluate) as pool:
+        search = Search(config, rd, pool, config.model_space())
+        search.loop()
+    assert search.best["genome"]["values"] == [3, 3, 3, 3]
+    assert search.strategy.restarts >= 1
+    assert search.counts["trained"] == 60 and search.counts["cache_hits"] == 0
