@@ -24,11 +24,13 @@ class ProgressPrinter:
         self.bar = None
         self.counts: dict[str, Any] = {}
         self.run_dir: Optional[str] = None
+        self.done = "trained"  # what an evaluation did: a user evaluator "evaluated"
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
             self.run_dir = event["run_dir"]
+            self.done = "evaluated" if event.get("evaluator") else "trained"
             self._line(f"run directory {event['run_dir']}\n{event['data']}; "
                        f"{event['budget']} evaluations on {event['workers']} worker(s)")
             if self.stream.isatty():
@@ -55,7 +57,7 @@ class ProgressPrinter:
             infeasible = (f", infeasible {c['infeasible']} ({c.get('skipped', 0)} not trained)"
                           if c.get("infeasible") else "")
             self._line(f"{head}  {group}  failed {event.get('failures', 0)}  |  evaluations "
-                       f"{c.get('evaluations', 0)} (trained {c.get('trained', 0)}, cached "
+                       f"{c.get('evaluations', 0)} ({self.done} {c.get('trained', 0)}, cached "
                        f"{c.get('cache_hits', 0)}{infeasible}, failed {c.get('failures', 0)})"
                        + ("" if "hypervolume" in event
                           else f"  best so far {_fmt(c.get('best'))}"))

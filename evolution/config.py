@@ -35,7 +35,7 @@ class ConfigError(EvonasError):
 def _tagged(field: str, default: str, *models: type[BaseModel]) -> Any:
     """A union of config sections told apart by ``field``, which defaults to ``default``."""
     def tag(value: Any) -> Any:
-        return value.get(field, default) if isinstance(value, dict) else getattr(value, field)
+        return value.get(field, default) if isinstance(value, dict) else getattr(value, field, None)
     tag.__name__ = field  # pydantic names the discriminator after it in errors
     return Annotated[Union[tuple(Annotated[m, Tag(m.model_fields[field].default)]
                                  for m in models)], Discriminator(tag)]
@@ -221,7 +221,8 @@ class Config(_Section):
     objectives: list[ObjectiveConfig] = Field(
         [ObjectiveConfig(metric="val_accuracy")], min_length=1,
         description="metrics to optimise, in order; `evaluation.objective: M` is short for "
-                    "[{metric: M, direction: max}]")
+                    "[{metric: M, direction: max}]; default: the task's headline validation "
+                    "metric")
     constraints: dict[str, ConstraintConfig] = Field(
         {}, max_length=64, description="hard bounds on metrics, {metric: {min, max}}; a "
                                        "result that breaks one is infeasible")
@@ -233,7 +234,9 @@ class Config(_Section):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
-        """``evaluation.objective: M`` (one metric to maximise) becomes ``objectives``."""
+        """``evaluation.objective: M`` (one metric to maximise) becomes ``objectives``; with
+        neither, the objective is the task's headline validation metric in its direction
+        (``val_accuracy``, max, for classification)."""
         evaluation = data.get("evaluation") if isinstance(data, dict) else None
         if isinstance(evaluation, dict) and "objective" in evaluation:
             evaluation = dict(evaluation)
@@ -350,6 +353,10 @@ def _describe(error: dict) -> str:
         tag = error["ctx"]["discriminator"].strip("'()")
         return (f"{key}.{tag}: got {shown(error['ctx']['tag'])}; allowed: "
                 f"{error['ctx']['expected_tags']}")
+    if error["type"] == "union_tag_not_found":  # `search: binary` for `search: {encoding: ..}`
+        tag = error["ctx"]["discriminator"].strip("'()")
+        return (f"{key}: got {shown(error['input'])}; expected a section of keys, such as "
+                f"{key}: {{{tag}: ..., ...}}")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":
         return message

@@ -511,7 +511,8 @@ def _execute(config: Config, open_run_dir: Callable[[], tuple[RunDirectory, list
                         "format": FORMAT})
         progress({"event": "start", "run_dir": str(run_dir.path),
                   "budget": config.strategy.budget, "workers": pool.slots, "data": task,
-                  "done": search.counts["evaluations"]})
+                  "done": search.counts["evaluations"],
+                  "evaluator": bool(config.evaluation.evaluator)})
         search.resume_in_flight()
         search.loop()
         pool.close()  # free the cores for the final training

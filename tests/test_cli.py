@@ -81,6 +81,25 @@ def test_the_usage_expansion_covers_every_flag_and_alternative():
     assert ["status", "RUN_DIR"] in [c for line in lines for c in expand(line)]
 
 
+def test_every_command_and_flag_of_the_parser_is_in_the_readme_usage():
+    import argparse
+
+    from evolution.cli import build_parser
+
+    lines = usage_lines()
+    flags = set(re.findall(r"--[a-z-]+|-v\b", "\n".join(lines)))
+    commands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, sub in commands[0].choices.items():
+        if not any(line.startswith(f"evonas {name} ") or line == f"evonas {name}"
+                   for line in lines):
+            missing.append(name)
+        missing += [f"{name} {option}" for action in sub._actions
+                    for option in action.option_strings
+                    if option not in flags and option not in ("-h", "--help", "--verbose")]
+    assert not missing, f"in the parser but not in the README's usage block: {missing}"
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A folder with a tiny config (built-in trainer) and finished runs of each strategy."""
@@ -159,9 +178,14 @@ def finished(tmp_path):
 
 def test_a_budget_flag_of_another_strategy_is_refused_naming_the_right_one(finished):
     cwd, run_dir = finished
+    from evolution.strategies import STRATEGIES
+
     done = evonas("resume", run_dir, "--generations", 10, cwd=cwd)
     assert done.returncode == 2
-    assert "--generations is for genetic, nsga2 and nsga3 runs" in done.stderr and "--cycles N" in done.stderr
+    generational = [n for n, s in STRATEGIES.items() if s.budget_key == "generations"]
+    named = (", ".join(generational[:-1]) + " and " if generational[1:] else "") \
+        + generational[-1]  # "genetic, nsga2 and nsga3"
+    assert f"--generations is for {named} runs" in done.stderr and "--cycles N" in done.stderr
     assert len([e for e in read_journal(run_dir) if e["event"] == "result"]) == 6
 
 
@@ -189,6 +213,8 @@ def test_an_evaluator_run_says_evaluated_not_trained(finished):
     cwd, run_dir = finished
     out = evonas("resume", run_dir, cwd=cwd, check=True).stdout
     assert "evaluated by the evaluator" in out and " trained," not in out
+    err = evonas("resume", run_dir, "--cycles", 4, cwd=cwd, check=True).stderr
+    assert "(evaluated " in err and "(trained " not in err  # the progress lines too
 
 
 def test_show_and_export_arguments_are_checked_for_what_they_are(finished):

@@ -8,6 +8,7 @@ import pytest
 
 from evolution import ConfigError, load_config
 from evolution.config import Config, config_from_dict
+from training.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,12 +69,29 @@ def test_replace_validates():
     ({"evaluation": {"lr": -1}}, ["evaluation.lr", "-1"]),
     ({"data": {"dataset": "npz"}}, ["data.path is required"]),
     ({"name": "has space"}, ["name", "'has space'"]),
+    ({"search": "binary"}, ["search: got 'binary'", "search: {encoding:"]),
+    ({"strategy": 3}, ["strategy: got 3", "strategy: {name:"]),
+    ({"task": "classification"}, ["task: got 'classification'", "task: {name:"]),
 ])
 def test_bad_values_name_key_value_and_choices(data, expected):
     with pytest.raises(ConfigError) as info:
         config_from_dict(data)
     for text in expected:
         assert text in str(info.value)
+
+
+def test_the_default_objective_is_the_tasks_headline_metric(monkeypatch):
+    assert [o.model_dump() for o in config_from_dict({}).objectives] == [
+        {"metric": "val_accuracy", "direction": "max", "reference": None}]
+    task = TASKS["classification"]  # a task whose headline metric is minimised
+    monkeypatch.setattr(task, "primary", "loss", raising=False)
+    config = config_from_dict({"task": {"name": "classification"}})
+    assert [(o.metric, o.direction) for o in config.objectives] == [("val_loss", "min")]
+    given = config_from_dict({"objectives": [{"metric": "val_accuracy"}]})
+    assert [(o.metric, o.direction) for o in given.objectives] == [("val_accuracy", "max")]
+    short = config_from_dict({"evaluation": {"objective": "score", "evaluator": "m:f"}})
+    assert [(o.metric, o.direction) for o in short.objectives] == [("score", "max")]
+    assert config_from_dict(config.to_dict()) == config  # explicit once frozen
 
 
 def test_several_errors_reported_together():

@@ -380,12 +380,18 @@ def _alive(pid: int) -> bool:
 
 
 def test_processes_an_evaluation_forks_do_not_outlive_the_pool(tiny, evaluators):
+    import select
+
     config = config_from_dict(tiny)
     with LocalPool(workers=1) as pool:
         out = collect(pool, [task(config, 0, "forks")])
         orphan = int((evaluators / "orphan-0").read_text())
         assert out[0]["status"] == "ok" and _alive(orphan)
-    assert not _alive(orphan)
+        exited = os.pidfd_open(orphan)  # readable once the process has exited
+    # close() sent SIGKILL to the worker's group; the orphan dies when it next runs, so wait
+    # for its exit (the timeout only keeps a regression from hanging the suite)
+    assert select.select([exited], [], [], 120)[0] and not _alive(orphan)
+    os.close(exited)
 
 
 def test_a_worker_stopped_before_it_is_ready_is_replaced_after_start_timeout(tiny, evaluators):
@@ -396,4 +402,12 @@ def test_a_worker_stopped_before_it_is_ready_is_replaced_after_start_timeout(tin
         out = collect(pool, [task(config, 0, "score")])
     assert out[0]["status"] == "ok" and out[0]["pid"] != stopped
     assert out[0]["attempts"] == 1 and pool.restarts == 1
+
+
+def test_workers_that_are_never_ready_in_time_say_to_raise_start_timeout(tiny, evaluators):
+    config = config_from_dict(tiny)
+    with pytest.raises(PoolError, match=r"not ready after pool.start_timeout \(0.001 s\).*"
+                                        r"raise pool.start_timeout"):
+        with LocalPool(workers=1, start_timeout=0.001) as pool:  # no worker starts that fast
+            collect(pool, [task(config, 0, "score")])
 

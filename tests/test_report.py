@@ -450,6 +450,8 @@ def test_long_runs_stay_readable(tmp_path, evaluations):
     assert 1 <= len(lines) <= MAX_LINES
     labels = [t.get_text() for t in fitness.legends[0].get_texts()]
     assert any("generation starts" in label for label in labels)
+    every = -(-(generations - 1) // MAX_LINES)
+    assert (f"one line per {every} generations" in " ".join(labels)) == (every > 1), labels
     assert "best 1.0000 (evaluation 7)" in labels
     assert any(label.startswith("evaluated (") for label in labels)  # an evaluator: no training
 

@@ -324,9 +324,12 @@ class LocalPool(Pool):
         self.restarts += 1
         return new
 
-    def _died(self, w: _Worker, reason: Optional[str] = None) -> list[Result]:
+    def _died(self, w: _Worker, reason: Optional[str] = None,
+              advice: str = "is the machine out of memory, or pool.memory_limit_mb too low?"
+              ) -> list[Result]:
         """``w`` is dead: replace it and run its job again, or give the job back ``crashed``.
-        A worker that dies before it is ready costs its job no attempt."""
+        A worker that dies before it is ready costs its job no attempt; ``advice`` ends the
+        error when that happens too often."""
         code = w.process.exitcode
         how = reason or _exit_text(code)
         w.kill_group()
@@ -339,8 +342,7 @@ class LocalPool(Pool):
             self._startup_deaths[w.id] += 1
             if self._startup_deaths[w.id] >= _STARTUP_DEATHS:
                 raise PoolError(f"worker process {w.id} died {_STARTUP_DEATHS} times in a row "
-                                f"before it was ready (last: {how}); is the machine out of "
-                                f"memory, or pool.memory_limit_mb too low?")
+                                f"before it was ready (last: {how}); {advice}")
         job = w.job
         new = self._replace(w)
         if job is not None and not w.ready:  # it never started the job: not the job's fault
@@ -385,7 +387,9 @@ class LocalPool(Pool):
                 w.process.kill()
                 w.process.join(timeout=5)
                 self._died(w, reason=f"not ready after pool.start_timeout "
-                                     f"({self.start_timeout:g} s)")
+                                     f"({self.start_timeout:g} s)",
+                           advice="a worker imports torch before it is ready, which takes "
+                                  "longer on a busy machine: raise pool.start_timeout")
 
     def _expire(self) -> list[Result]:
         """Kill and replace workers whose evaluation ran past ``timeout``."""

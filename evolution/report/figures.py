@@ -127,7 +127,7 @@ def _mark_groups(ax: Any, data: RunData) -> None:
                 ax.axvline(start - 0.5, color="gray", lw=0.6, alpha=0.4, zorder=1,
                            label=None if g > every else
                            ("a generation starts" if every == 1
-                            else f"every {every}th generation starts"))
+                            else f"a generation starts (one line per {every} generations)"))
     elif STRATEGIES[strategy.name].budget_key == "cycles":  # aging evolution's kind
         population = strategy.population
         if any(r["index"] >= population for r in data.results):

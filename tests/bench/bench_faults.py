@@ -208,7 +208,7 @@ def frozen_workers(work: Path, times: int) -> Row:
     for i in range(times):
         name = f"frozen-{i}"
         config = write_config(work, name, pool={"backend": "local", "workers": 2,
-                                                "start_timeout": 5, "timeout": 3},
+                                                "start_timeout": 30, "timeout": 3},
                               evaluation={"evaluator": "faults_eval:hangs", "objective": "score"})
         proc = evonas("run", config, cwd=work)
         for _ in range(100):  # the first worker, as soon as it exists
