@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from evolution.objectives import Objectives
-from evolution.strategies.base import (Ask, Strategy, Values, individuals_state,
+from evolution.strategies.base import (Ask, Individual, Strategy, Values, individuals_state,
                                        load_individuals, make_toolbox, rng_state, sel_roulette,
                                        set_rng_state)
 from genome import Encoding
@@ -56,7 +56,7 @@ class GeneticStrategy(Strategy):
             mate={"p_c": config.p_crossover, "q_c": config.q_crossover})
         self.size = config.population
         self.generation = 0
-        self.batch = [self.individual(self.toolbox.random_genome()) for _ in range(self.size)]
+        self.batch = self.initial()
         self._handed = 0
         self._told = 0
 
@@ -66,7 +66,7 @@ class GeneticStrategy(Strategy):
 
     def ask(self, n: int) -> list[Ask]:
         if self._told == self.size and self.generation < self.config.generations:
-            self.batch = self._breed(self.batch)  # bred on demand: a finished run can extend
+            self.batch = self.breed()  # bred on demand: a finished run can extend
             self.generation += 1
             self._handed = self._told = 0
         asks = []
@@ -101,9 +101,17 @@ class GeneticStrategy(Strategy):
         self.batch = load_individuals(state["batch"], self.objectives)
         set_rng_state(self.rng, state["rng"])
 
-    def _breed(self, population: list) -> list:
-        offspring = self.toolbox.select(population, len(population))
-        genomes = [ind.genome for ind in offspring]
+    # ------------------------------------------------------------------ what subclasses change
+    def initial(self) -> list[Individual]:
+        """Generation 0: N random genomes."""
+        return [self.individual(self.toolbox.random_genome()) for _ in range(self.size)]
+
+    def breed(self) -> list[Individual]:
+        """The next generation: N parents of this one by the paper's roulette, varied."""
+        return self.vary([ind.genome for ind in self.toolbox.select(self.batch, self.size)])
+
+    def vary(self, genomes: list[Any]) -> list[Individual]:
+        """Crossover of neighbouring pairs (p_C, q_C), then mutation (p_M, q_M)."""
         for i in range(1, len(genomes), 2):
             genomes[i - 1], genomes[i] = self.toolbox.mate(genomes[i - 1], genomes[i])
         return [self.individual(self.toolbox.mutate(g)) for g in genomes]

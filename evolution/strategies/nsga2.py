@@ -21,9 +21,8 @@ from deap import tools
 from pydantic import Field
 
 from evolution.objectives import Objectives
-from evolution.strategies.base import (Ask, Individual, Strategy, Values, individuals_state,
-                                       load_individuals, make_toolbox, rng_state,
-                                       set_rng_state)
+from evolution.strategies.base import Individual, Values, individuals_state, load_individuals
+from evolution.strategies.genetic import GeneticConfig, GeneticStrategy
 from genome import Encoding
 from genome.rng import lend
 from genome.section import Section
@@ -50,29 +49,22 @@ def novel(genome: Any, seen: set[str], step: Callable[[Any], Any],
     return genome
 
 
-class NSGA2Config(Section):
+class NSGA2Config(GeneticConfig):
     """NSGA-II (Deb et al. 2002): non-dominated sorting and crowding distance."""
 
-    name: Literal["nsga2"] = "nsga2"
+    name: Literal["nsga2"] = "nsga2"  # type: ignore[assignment]
     population: int = Field(12, ge=4, multiple_of=4,
                             description="individuals per generation N (a multiple of 4, as "
                                         "DEAP's selTournamentDCD pairs them)")
-    generations: int = Field(5, ge=0, description="generations T after the initial one")
     p_crossover: float = Field(0.9, ge=0, le=1, description="probability a pair crosses, p_C")
     q_crossover: float = Field(0.5, ge=0, le=1,
                                description="probability a stage / cell / position swaps, q_C")
     p_mutation: float = Field(1.0, ge=0, le=1, description="probability an individual mutates")
-    q_mutation: float = Field(0.1, ge=0, le=1,
-                              description="probability a bit / position changes, q_M")
-
-    @property
-    def budget(self) -> int:
-        return self.population * (self.generations + 1)
 
 
-class NSGA2Strategy(Strategy):
-    """NSGA-II. ``ask`` hands out the current generation's offspring; the next one is bred
-    when every member of this one has been told (a generation is a barrier)."""
+class NSGA2Strategy(GeneticStrategy):
+    """NSGA-II: the generational loop of :class:`GeneticStrategy` (a generation is a barrier)
+    with parents drawn from the survivors and survivors chosen by DEAP."""
 
     name = "nsga2"
     title = "NSGA-II"
@@ -82,52 +74,23 @@ class NSGA2Strategy(Strategy):
 
     def __init__(self, encoding: Encoding, space: Section, config: Any,
                  objectives: Objectives, rng: random.Random):
-        super().__init__(encoding, space, config, objectives, rng)
-        self.toolbox = make_toolbox(
-            encoding, space, rng,
-            mutate={"p_m": config.p_mutation, "q_m": config.q_mutation},
-            mate={"p_c": config.p_crossover, "q_c": config.q_crossover})
-        self.size = config.population
-        self.generation = 0
         self.population: list[Individual] = []  # the survivors, parents of the next batch
-        seen: set[str] = set()  # drawn before the run's proposer knows the run: dedup here
-        self.batch = [self.individual(novel(self.toolbox.random_genome(), seen,
-                                            lambda _: self.toolbox.random_genome()))
-                      for _ in range(self.size)]
-        self._handed = 0
-        self._told = 0
+        super().__init__(encoding, space, config, objectives, rng)
 
-    @property
-    def done(self) -> bool:
-        return self._told == self.size and self.generation >= self.config.generations
-
-    def ask(self, n: int) -> list[Ask]:
-        if self._told == self.size and self.generation < self.config.generations:
-            self.batch = self.breed(self.population)  # on demand: a finished run can extend
-            self.generation += 1
-            self._handed = self._told = 0
-        asks = []
-        while len(asks) < n and self._handed < self.size:
-            ticket = self.generation * self.size + self._handed
-            asks.append(Ask(ticket, self.batch[self._handed].genome))
-            self._handed += 1
-        return asks
+    def initial(self) -> list[Individual]:
+        """N random genomes, no architecture twice (drawn before the run's proposer knows the
+        run)."""
+        seen: set[str] = set()
+        draw = self.toolbox.random_genome
+        return [self.individual(novel(draw(), seen, lambda _: draw()))
+                for _ in range(self.size)]
 
     def tell(self, ticket: int, values: Values, violation: float = 0.0
              ) -> list[dict[str, Any]]:
-        generation, position = divmod(ticket, self.size)
-        member = self.batch[position] if generation == self.generation else None
-        if member is None or position >= self._handed or member.told:
-            raise ValueError(f"ticket {ticket} was not asked in generation {self.generation} "
-                             f"or was already told")
-        self.batch[position] = self.individual(member.genome, values, told=True,
-                                               violation=violation)
-        self._told += 1
-        if self._told < self.size:
-            return []
-        self.population = self.survive(self.population + self.batch)
-        return [self.group_event("generation", [m.outcome for m in self.batch],
-                                 generation=self.generation)]
+        events = super().tell(ticket, values, violation)
+        if events:  # the generation is complete: parents and offspring compete
+            self.population = self.survive(self.population + self.batch)
+        return events
 
     # ------------------------------------------------------------------ DEAP's operators
     def survive(self, individuals: list[Individual]) -> list[Individual]:
@@ -140,28 +103,20 @@ class NSGA2Strategy(Strategy):
         with lend(self.rng):
             return tools.selTournamentDCD(population, len(population))
 
-    def breed(self, population: list[Individual]) -> list[Individual]:
-        genomes = [ind.genome for ind in self.parents(population)]
-        for i in range(1, len(genomes), 2):
-            genomes[i - 1], genomes[i] = self.toolbox.mate(genomes[i - 1], genomes[i])
-        return [self.individual(self.toolbox.mutate(g)) for g in genomes]
+    def breed(self) -> list[Individual]:
+        return self.vary([ind.genome for ind in self.parents(self.population)])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "handed": self._handed, "told": self._told,
-                "population": individuals_state(self.population),
+        return {**super().state_dict(), "population": individuals_state(self.population),
                 "crowding": [_finite(getattr(m.fitness, "crowding_dist", None))
-                             for m in self.population],
-                "batch": individuals_state(self.batch), "rng": rng_state(self.rng)}
+                             for m in self.population]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generation, self._handed, self._told = (state["generation"], state["handed"],
-                                                     state["told"])
-        self.batch = load_individuals(state["batch"], self.objectives)
+        super().load_state_dict(state)
         self.population = load_individuals(state["population"], self.objectives)
         for member, crowding in zip(self.population, state["crowding"]):
             member.fitness.crowding_dist = math.inf if crowding is None else crowding
-        set_rng_state(self.rng, state["rng"])
 
 
 def _finite(x: Any) -> Any:
