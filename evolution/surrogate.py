@@ -44,10 +44,17 @@ space)."""
 
 
 def _choice(genome: Any, space: Any) -> list[float]:
+    """One-hot per categorical dimension, the position (0..1, on its scale) per range, -1 for
+    a range a condition switched off (a switched-off categorical is all zeros)."""
+    from genome.params import Categorical
+
     out: list[float] = []
-    for value, allowed in zip(genome.values, space.values):
-        shown = json.dumps(value)
-        out.extend(1.0 if json.dumps(v) == shown else 0.0 for v in allowed)
+    for value, dim in zip(genome.values, space.space.dims):
+        if isinstance(dim, Categorical):
+            shown = json.dumps(value)
+            out.extend(1.0 if json.dumps(v) == shown else 0.0 for v in dim.values)
+        else:
+            out.append(-1.0 if value is None else dim.position(value))
     return out
 
 

@@ -112,6 +112,11 @@ class Range(Dim):
     def _to(self, x: float) -> float:
         return math.log(x) if self.log else x
 
+    def position(self, value: float) -> float:
+        """Where ``value`` lies in the range, 0 (low) to 1 (high), on its (log) scale."""
+        span = self._to(self.high) - self._to(self.low)
+        return (self._to(value) - self._to(self.low)) / span if span else 0.0
+
     def _from(self, u: float) -> Value:
         x = math.exp(u) if self.log else u
         if self.integer:

@@ -3,6 +3,7 @@ search loop (serial pool, an instant table evaluator)."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -171,3 +172,24 @@ def test_local_search_climbs_to_the_optimum_then_restarts(tiny, plugin):
     assert search.best["genome"]["values"] == [3, 3, 3, 3]
     assert search.strategy.restarts >= 1
     assert search.counts["trained"] == 60 and search.counts["cache_hits"] == 0
+
+
+def test_surrogate_features_of_ranges_and_conditions_have_one_length():
+    """Named dimensions: one-hot categoricals, a range's position on its (log) scale, -1 for a
+    range a condition switched off; every genome of the space gives a vector of one length."""
+    from evolution.surrogate import FEATURES
+    from genome import ChoiceGenome, get_encoding
+
+    config = config_from_dict({"search": {"encoding": "choice", "params": {
+        "op": ["a", "b"], "lr": {"log_uniform": [1e-3, 1e-1]},
+        "k": {"int": [1, 5], "when": {"op": "b"}}}},
+        "evaluation": {"evaluator": "x:y", "objective": "s"}})
+    features = FEATURES["choice"]
+    encoding = get_encoding("choice")
+    rng = random.Random(0)
+    vectors = [features(encoding.random(config.search, rng), config.search) for _ in range(20)]
+    assert {len(v) for v in vectors} == {4}
+    assert all(0.0 <= v[2] <= 1.0 for v in vectors)
+    assert {v[3] == -1.0 for v in vectors} == {True, False}  # k off for op a, on for op b
+    middle = ChoiceGenome(("b", 0.01, 3))
+    assert features(middle, config.search) == [0.0, 1.0, pytest.approx(0.5), 0.5]

@@ -299,8 +299,8 @@ def test_status_reports_progress_best_failures_and_state(tiny, plugin, tmp_path)
     assert st["state"] == "stopped" and st["in_flight"] == 1
     done = subprocess.run([sys.executable, "-m", "evolution.cli", "status",
                            str(summary.run_dir)], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0 and "10/10 evaluations, 1 interrupted" in done.stdout
-    assert "aging: strategy.cycles = 4 (10 evaluations)" in done.stdout
+    assert done.returncode == 0 and "10/10 trained, 10 evaluations, 1 interrupted" in done.stdout
+    assert "aging: strategy.cycles = 4 (10 architectures)" in done.stdout
     assert "stopped" in done.stdout and "rank" in done.stdout
     with pytest.raises(RunDirectoryError):
         run_status(tmp_path / "nowhere")

@@ -430,7 +430,7 @@ def preprocessing(inp: Mapping[str, Any]) -> list[str]:
         lines += [f"# raw: a batch as `{inp.get('dataset')}` stores it, (batch, "
                   f"{', '.join(map(str, shape))}), values 0..{top}",
                   "# (images as (batch, H, W, C): raw = raw.transpose(0, 3, 1, 2); "
-                  f"one channel as (batch, H, W): raw = raw[:, None])",
+                  "one channel as (batch, H, W): raw = raw[:, None])",
                   f"raw = np.random.default_rng(0).integers(0, {top + 1}, size=({dims}))",
                   f"x = raw.astype(np.float32) / {divisor:g}"]
     else:

@@ -191,8 +191,8 @@ def main() -> None:
                  seconds + search_seconds, ""))
 
     print()
-    print(f"| predistorter | params | PA-model NMSE | DPD NMSE | ACLR (dBc) | EVM proxy | "
-          f"train s | published NMSE |")
+    print("| predistorter | params | PA-model NMSE | DPD NMSE | ACLR (dBc) | EVM proxy | "
+          "train s | published NMSE |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, params, m, seconds, ref in rows:
         pub = f"{PUBLISHED[ref]:.2f}" if ref in PUBLISHED else ""
