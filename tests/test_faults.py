@@ -74,8 +74,9 @@ def trace(run_dir: Path) -> list[tuple]:
     return out
 
 
-def reference(tiny, plugin, name, strategy, monkeypatch):
-    """An uninterrupted run, and every snapshot it wrote (by the journal lines it covers)."""
+def recorded(run_config, monkeypatch):
+    """An uninterrupted run of ``run_config``, and every snapshot it wrote (by the journal
+    lines it covers)."""
     snapshots: dict[int, str] = {}
     real = RunDirectory.write_snapshot
 
@@ -85,9 +86,13 @@ def reference(tiny, plugin, name, strategy, monkeypatch):
         snapshots[json.loads(text)["lines"]] = text
 
     monkeypatch.setattr(RunDirectory, "write_snapshot", keep)
-    summary = run(config(tiny, plugin, name, strategy))
+    summary = run(run_config)
     monkeypatch.setattr(RunDirectory, "write_snapshot", real)
     return summary.run_dir, snapshots
+
+
+def reference(tiny, plugin, name, strategy, monkeypatch):
+    return recorded(config(tiny, plugin, name, strategy), monkeypatch)
 
 
 def cut(source: Path, target: Path, lines: int, snapshot: str | None) -> Path:

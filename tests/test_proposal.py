@@ -9,10 +9,10 @@ import pytest
 
 from evolution import resume, run
 from evolution.config import config_from_dict
-from evolution.journal import SNAPSHOT, RunDirectory, read_journal
+from evolution.journal import RunDirectory, read_journal
 from evolution.surrogate import refit_point
 
-from test_faults import cut, trace
+from test_faults import cut, recorded, trace
 
 EVALUATOR = '''
 def score(genome, settings):
@@ -122,17 +122,7 @@ def test_surrogate_runs_cut_after_every_line_resume_to_the_uninterrupted_journal
     strategy = {**strategy, "cycles": 18} if strategy["name"] == "aging" else strategy
     config = make(tiny, plugin, "ref", strategy, proposal=SURROGATE, snapshot_every=3,
                   pool={"backend": "serial", "workers": 3})
-    snapshots: dict[int, str] = {}
-    real = RunDirectory.write_snapshot
-
-    def keep(self, state):
-        real(self, state)
-        text = (self.path / SNAPSHOT).read_text()
-        snapshots[json.loads(text)["lines"]] = text
-
-    monkeypatch.setattr(RunDirectory, "write_snapshot", keep)
-    source = run(config).run_dir
-    monkeypatch.setattr(RunDirectory, "write_snapshot", real)
+    source, snapshots = recorded(config, monkeypatch)
     expected = trace(source)
     total = len((source / "journal.jsonl").read_bytes().splitlines())
     for lines in range(1, total):
@@ -155,7 +145,6 @@ def test_local_search_climbs_to_the_optimum_then_restarts(tiny, plugin):
     value), the climb reaches [3, 3, 3, 3] and, its neighbours all worse, restarts."""
     from evolution.loop import Search
     from evolution.pool import SerialPool
-    from evolution.journal import RunDirectory
     from evolution.results import make_result
 
     config = make(tiny, plugin, "climb", {"name": "local", "evaluations": 60})
