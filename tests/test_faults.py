@@ -119,9 +119,15 @@ def test_a_run_cut_after_every_journal_line_resumes_to_the_uninterrupted_journal
     if STRATEGIES[strategy].multi_objective and strategy != "random":
         assert any(e[0] == "result" and e[2] == "infeasible" for e in expected)
         assert any(e[0] in ("generation", "window") and e[7] for e in expected)  # hypervolume
+    assert_every_cut_resumes(source, snapshots, expected, tmp_path)
+
+
+def assert_every_cut_resumes(source: Path, snapshots: dict[int, str], expected: list[tuple],
+                             tmp_path: Path) -> None:
+    """Cut ``source`` after every journal line, alternately with the latest snapshot covering
+    at most the cut or none (a whole replay), resume each copy, and require ``expected``."""
     total = len((source / JOURNAL).read_bytes().splitlines())
     for lines in range(1, total):
-        # alternate: the latest snapshot covering at most the cut, or none (whole replay)
         usable = [n for n in snapshots if n <= lines]
         snapshot = snapshots[max(usable)] if usable and lines % 2 else None
         copy = cut(source, tmp_path / f"cut-{lines}", lines, snapshot)

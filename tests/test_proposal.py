@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from evolution import resume, run
+from evolution import run
 from evolution.config import config_from_dict
 from evolution.journal import RunDirectory, read_journal
 from evolution.surrogate import refit_point
 
-from test_faults import cut, recorded, trace
+from test_faults import assert_every_cut_resumes, recorded, trace
 
 EVALUATOR = '''
 def score(genome, settings):
@@ -123,14 +123,7 @@ def test_surrogate_runs_cut_after_every_line_resume_to_the_uninterrupted_journal
     config = make(tiny, plugin, "ref", strategy, proposal=SURROGATE, snapshot_every=3,
                   pool={"backend": "serial", "workers": 3})
     source, snapshots = recorded(config, monkeypatch)
-    expected = trace(source)
-    total = len((source / "journal.jsonl").read_bytes().splitlines())
-    for lines in range(1, total):
-        usable = [n for n in snapshots if n <= lines]
-        snapshot = snapshots[max(usable)] if usable and lines % 2 else None
-        copy = cut(source, tmp_path / f"cut-{lines}", lines, snapshot)
-        resume(copy)
-        assert trace(copy) == expected, f"cut after line {lines}"
+    assert_every_cut_resumes(source, snapshots, trace(source), tmp_path)
 
 
 def test_refits_follow_the_results_so_far_only():
