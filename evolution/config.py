@@ -13,6 +13,7 @@ import yaml
 from pydantic import (BaseModel, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
+from evolution.fidelity import RULES
 from evolution.pool import BACKENDS
 from evolution.strategies import STRATEGIES
 from evolution.tuning import check_settings, fold_settings
@@ -208,6 +209,23 @@ class ProposalConfig(_Section):
                                "proposes a random candidate instead of the best ranked")
 
 
+class FidelityConfig(_Section):
+    """Multi-fidelity search (see ``evolution.fidelity``): candidates train in steps and a rule
+    stops the poor ones at a rung."""
+
+    rule: Literal[tuple(RULES)] = Field("none", description="none (every candidate trains "
+                                        "evaluation.epochs) | asha | median")
+    min_epochs: int = Field(1, ge=1, description="the first rung")
+    eta: int = Field(3, ge=2, le=100, description="rung k is min_epochs * eta**k; asha keeps "
+                     "the top 1/eta at each")
+    max_epochs: Optional[int] = Field(None, ge=1, description="the top rung: what a candidate "
+                                      "that is never stopped trains (evaluation.epochs)")
+    min_reports: int = Field(3, ge=1, description="median: results at a rung before it stops "
+                             "any")
+    budget_epochs: Optional[int] = Field(None, ge=1, description="start no candidate once "
+                                         "this many epochs are trained in all")
+
+
 class Config(_Section):
     name: str = Field("search", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
                       description="the run directory's name: letters, digits, . _ -")
@@ -230,6 +248,7 @@ class Config(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     pool: PoolConfig = PoolConfig()
     proposal: ProposalConfig = ProposalConfig()
+    fidelity: FidelityConfig = FidelityConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +272,7 @@ class Config(_Section):
             primary = f"val_{TASKS[name].primary}"  # no objectives: the task's headline metric
             data = {**data, "objectives": [{"metric": primary,
                                             "direction": TASKS[name].directions[primary]}]}
+        data = _top_rung(data)
         return fold_settings(data)  # evaluation.lr: {log_uniform: [...]} -> search: tuned
 
     @model_validator(mode="after")
@@ -277,6 +297,16 @@ class Config(_Section):
                 raise ValueError(f"data.dataset {self.data.dataset!r} holds {kind}, but task "
                                  f"{task.name!r} trains on {task.data_kind}")
         check_settings(self.search, EvaluationConfig)
+        fidelity = self.fidelity
+        if RULES[fidelity.rule].stops and fidelity.min_epochs >= self.evaluation.epochs:
+            raise ValueError(f"fidelity.min_epochs ({fidelity.min_epochs}) must be below the "
+                             f"top rung, evaluation.epochs ({self.evaluation.epochs}), for "
+                             f"rule {fidelity.rule!r} to stop anything")
+        searched = ([d.name for d in self.search.space.dims]
+                    if getattr(self.search, "encoding", None) == "tuned" else [])
+        if RULES[fidelity.rule].stops and "epochs" in searched:
+            raise ValueError(f"fidelity.rule {fidelity.rule!r} decides how long candidates "
+                             f"train; it cannot be used with evaluation.epochs searched")
         strategy = STRATEGIES[self.strategy.name]
         if len(metrics) > 1 and not strategy.multi_objective:
             several = [n for n, s in STRATEGIES.items() if s.multi_objective]
@@ -306,6 +336,23 @@ class Config(_Section):
                 node = node[part]
             node[leaf] = value
         return config_from_dict(data)
+
+
+def _top_rung(data: Any) -> Any:
+    """``fidelity.max_epochs`` is the top rung, ``evaluation.epochs``: given, it sets it (and
+    must agree with an ``evaluation.epochs`` also given)."""
+    fidelity = data.get("fidelity") if isinstance(data, dict) else None
+    top = fidelity.get("max_epochs") if isinstance(fidelity, dict) else None
+    if top is None:
+        return data
+    evaluation = data.get("evaluation") or {}
+    if not isinstance(evaluation, dict):
+        return data
+    if evaluation.get("epochs", top) != top:
+        raise ValueError(f"fidelity.max_epochs ({top!r}) and evaluation.epochs "
+                         f"({evaluation['epochs']!r}) both give the epochs of a full training; "
+                         f"give one")
+    return {**data, "evaluation": {**evaluation, "epochs": top}}
 
 
 def _walk(loc: tuple) -> tuple[tuple, list[str]]:

@@ -41,6 +41,7 @@ from genome.jsonable import dumps
 
 log = logging.getLogger(__name__)
 
+CHECKPOINTS = "checkpoints"
 JOURNAL = "journal.jsonl"
 CONFIG = "config.yaml"
 IDENTITY = "run.json"
@@ -292,6 +293,27 @@ class RunDirectory:
 
     def journal_size(self) -> int:
         return self._journal.tell()
+
+    def checkpoint_path(self, index: int) -> Path:
+        """Where the training state of evaluation ``index`` waits between two rungs."""
+        return self.path / CHECKPOINTS / f"{index}.safetensors"
+
+    def write_checkpoint(self, index: int, state: bytes) -> None:
+        """Keep evaluation ``index``'s training state (safetensors bytes), atomically."""
+        atomic_write(self.checkpoint_path(index), lambda f: f.write(state), mode="wb")
+
+    def read_checkpoint(self, index: int) -> bytes:
+        path = self.checkpoint_path(index)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise RunDirectoryError(
+                f"{path}: the checkpoint evaluation {index} continues from cannot be read "
+                f"({exc.strerror or exc}); the journal says it was promoted at a rung, so "
+                f"the run cannot continue it") from None
+
+    def drop_checkpoint(self, index: int) -> None:
+        self.checkpoint_path(index).unlink(missing_ok=True)
 
     def write_json(self, relative: str, data: Any) -> Path:
         path = self.path / relative

@@ -30,9 +30,10 @@ from evolution.objectives import Objectives
 from evolution.record import sessions_seconds
 from evolution.pool import Pool, make_pool
 from evolution.evaluator import EvaluatorError, check_resolvable
+from evolution.fidelity import Fidelity
 from evolution.pareto import Front
-from evolution.results import (CRASHED, FAILED, INFEASIBLE, OK, cache_entry, cache_hit,
-                               is_failure, result_event, user_frames, violation_of)
+from evolution.results import (CRASHED, FAILED, INFEASIBLE, OK, PRUNED, cache_entry,
+                               cache_hit, is_failure, result_event, user_frames, violation_of)
 from evolution.strategies import STRATEGIES, Ask, make_strategy
 from evolution.worker import make_task
 
@@ -46,9 +47,11 @@ FAIL_FAST = 3
 ASKS_PER_BUDGET = 2
 """Without ``proposal.max_asks``, a run ends after this many times its budget in evaluations
 (cache hits included): a search that only proposes what it has seen has converged."""
-COUNTS = ("evaluations", "trained", "cache_hits", "skipped", "infeasible", "failures")
+COUNTS = ("evaluations", "trained", "cache_hits", "skipped", "infeasible", "failures",
+          "pruned", "epochs")
 """What a run counts: ``trained`` + ``cache_hits`` + ``skipped`` (infeasible before training)
-= ``evaluations``; ``infeasible`` and ``failures`` (failed, timed out, crashed) by status."""
+= ``evaluations``; ``infeasible``, ``failures`` (failed, timed out, crashed) and ``pruned``
+by status; ``epochs``: training epochs spent, every rung included."""
 
 
 def derive_seed(run_seed: int, index: int) -> int:
@@ -78,6 +81,8 @@ class RunSummary:
     hypervolume: Optional[float] = None
     reference: Optional[list[float]] = None
     initial_hypervolume: Optional[float] = None  # the first generation's / window's front
+    pruned: int = 0  # stopped at a rung (multi-fidelity)
+    epochs: int = 0  # training epochs spent
 
     @property
     def best_genome(self) -> Optional[str]:
@@ -103,7 +108,8 @@ class RunSummary:
         out = {"run_dir": str(self.run_dir), "evaluations": self.evaluations,
                "trained": self.trained, "cache_hits": self.cache_hits,
                "skipped": self.skipped, "infeasible": self.infeasible,
-               "failures": self.failures, "seconds": self.seconds,
+               "failures": self.failures, "pruned": self.pruned, "epochs": self.epochs,
+               "seconds": self.seconds,
                "total_seconds": self.total_seconds, "best": self.best, "final": self.final}
         if self.reference is not None:
             out.update(front=self.front, hypervolume=self.hypervolume, reference=self.reference,
@@ -146,11 +152,13 @@ class Search:
         self.group_counts: dict[str, int] = {}  # counts at the last generation / window
         self.unreferenced: list[list[float]] = []  # ok values until the reference is fixed
         self.constraints = Constraints.from_config(config)
+        self.fidelity = Fidelity(config, self.objectives.weights[0])
         # transient: rebuilt from ``asked`` on resume, never snapshotted
         self.running: dict[str, int] = {}                # key -> index being trained
         self.waiting: dict[str, list[int]] = {}          # key -> indices waiting on it
         self.ready: deque[dict[str, Any]] = deque()      # tasks to submit when a slot frees
         self.held: dict[int, dict[str, Any]] = {}        # deterministic: results held for order
+        self.reports: dict[int, dict[str, Any]] = {}     # deterministic: rung arrivals held
         self.replaying = False
         self._unwritten: list[dict[str, Any]] = []  # replay: strategy events not yet seen
         self._first_failures: Optional[list] = []  # live: the run's first, alike failures
@@ -159,9 +167,15 @@ class Search:
     # ------------------------------------------------------------------------------ live loop
     @property
     def done(self) -> bool:
-        """The strategy has its results, or the run asked ``max_asks`` times and has every
-        answer."""
-        return self.strategy.done or (self.next_index >= self.max_asks and not self.asked)
+        """The strategy has its results, or the run may ask no more (``max_asks`` asks, or
+        ``fidelity.budget_epochs`` spent) and has every answer."""
+        return self.strategy.done or (self.capped and not self.asked)
+
+    @property
+    def capped(self) -> bool:
+        """The run asked ``max_asks`` times or spent ``fidelity.budget_epochs``: it starts
+        no more candidates."""
+        return self.next_index >= self.max_asks or self.fidelity.spent(self.counts["epochs"])
 
     # ----------------------------------------------------------------------- the history
     def known(self, key: str) -> bool:
@@ -182,16 +196,16 @@ class Search:
             self._drain()  # deterministic: cache hits held behind nothing that runs
             if self.done:
                 break
-            if not self.running and self.next_index >= self.max_asks:
+            if not self.running and self.capped:
                 break  # capped: what is left waits on nothing
             if not self.running:
                 raise RuntimeError("search stalled: nothing is running and the strategy asks "
                                    "for nothing")
             for result in self.pool.wait():
                 self._stop_if_unusable(result)
-                self._deliver(result_event(self.asked[result["index"]], result))
+                self._arrived(result)
             self._drain()
-        if not self.strategy.done:
+        if not self.strategy.done and not self.fidelity.spent(self.counts["epochs"]):
             log.warning("the run made %d evaluations (%d trained, %d cache hits), its limit "
                         "proposal.max_asks: the strategy kept proposing architectures already "
                         "evaluated (a small space, or a converged search)", self.next_index,
@@ -205,7 +219,7 @@ class Search:
             if self.ready and self.pool.free > 0:
                 self.pool.submit(self.ready.popleft())
                 continue
-            if self.next_index >= self.max_asks:
+            if self.capped:
                 return
             if self.deterministic:  # never ask on timing, only on what has been applied
                 if len(self.asked) >= self.max_in_flight:
@@ -277,14 +291,63 @@ class Search:
             self._submit(index)
 
     def _submit(self, index: int) -> None:
+        """Send evaluation ``index`` to the pool: whole, or under multi-fidelity its next step,
+        from its checkpoint when it was promoted at a rung."""
         event = self.asked[index]
         self.running[event["key"]] = index
         task = make_task(self.config, self.space, index=index, seed=event["seed"],
                          genome=event["genome"])
+        if self.fidelity.active:
+            start, stop = self.fidelity.steps(index)
+            task["fidelity"] = {"start": start, "stop": stop, "top": self.fidelity.top,
+                                "checkpoint": self.run_dir.read_checkpoint(index)
+                                if self.fidelity.saved.get(index) else None}
         if self.pool.free > 0:
             self.pool.submit(task)
         else:
             self.ready.append(task)
+
+    def _arrived(self, result: dict[str, Any]) -> None:
+        """A result from the pool: a candidate at a rung below the top (a decision is due; in
+        deterministic mode held for :meth:`_drain`), or an evaluation's final result."""
+        event = result_event(self.asked[result["index"]], result)
+        if self.fidelity.is_report(event):
+            if self.deterministic:
+                self.reports[event["index"]] = event
+            else:
+                self._decide(event)
+            return
+        event.pop("checkpoint", None)
+        self._deliver(self.fidelity.with_curve(event))
+
+    def _decide(self, event: dict[str, Any]) -> None:
+        """The rule's decision on a candidate at a rung: promoted, its checkpoint is kept and a
+        ``rung`` event journalled before its next step is submitted; stopped, its result is
+        ``pruned`` with the metrics and curve it reached (see :mod:`evolution.fidelity`)."""
+        index = event["index"]
+        state = event.pop("checkpoint", None)
+        promote, why = self.fidelity.decide(event)
+        event = self.fidelity.with_curve(event)
+        rung = self.fidelity.steps(index)[1]
+        if not promote:
+            self._apply({**event, "status": PRUNED, "rung": rung,
+                         "violation": float(self.fidelity.rungs_short(rung)),
+                         "message": f"pruned at epoch {rung}: {why}"})
+            return
+        if state is not None:  # a user evaluator keeps its own state, if any
+            self.run_dir.write_checkpoint(index, state)  # before the journal says it exists
+        promoted = {**{k: v for k, v in event.items() if k != "status"}, "event": "rung",
+                    "rung": rung, "checkpoint": state is not None,
+                    "message": f"promoted at epoch {rung}: {why}"}
+        self.run_dir.append(promoted)
+        self._promoted(promoted)
+        self.progress(promoted)
+        self._submit(index)
+
+    def _promoted(self, event: dict[str, Any]) -> None:
+        """Record a ``rung`` event, live or replayed."""
+        self.fidelity.promoted(event)
+        self.counts["epochs"] += event.get("epochs") or 0
 
     def _deliver(self, event: dict[str, Any]) -> None:
         """Apply a result now, or (deterministic mode) hold it for :meth:`_drain`."""
@@ -296,9 +359,16 @@ class Search:
     def _drain(self) -> None:
         """Deterministic mode: apply held results in proposal order, asking for new genomes
         after each one, so the order of asks and results never depends on timing."""
-        while self.asked and min(self.asked) in self.held:
-            self._apply(self.held.pop(min(self.asked)))
-            self._fill()
+        while self.asked:
+            first = min(self.asked)
+            if first in self.held:
+                self._apply(self.held.pop(first))
+                self._fill()
+            elif first in self.reports:  # multi-fidelity: rung decisions in proposal order
+                self._decide(self.reports.pop(first))
+                self._fill()
+            else:
+                break
 
     def _apply(self, event: dict[str, Any]) -> None:
         """Journal a result, update the cache and counts, tell the strategy. Replay calls this
@@ -311,6 +381,8 @@ class Search:
         status = event["status"]
         self._count(event)
         if not event["cached"]:
+            self.fidelity.finished(event)
+            self.run_dir.drop_checkpoint(index)
             if self.running.get(key) == index:
                 del self.running[key]
             if status != CRASHED:  # a crash is not the architecture's fault
@@ -335,7 +407,7 @@ class Search:
                            "utilization": self.pool.utilization})
         tell = self.strategy.tell_repeat if event["cached"] else self.strategy.tell
         extras = [self._measured(extra) for extra in tell(
-            ask["ticket"], event["values"] if ok else None,
+            ask["ticket"], event["values"] if ok or status == PRUNED else None,
             violation=0.0 if ok else violation_of(event))]
         if self.replaying:
             self._unwritten += extras  # replay checks them against the journal
@@ -367,8 +439,11 @@ class Search:
             counts["skipped"] += 1
         else:
             counts["trained"] += 1
+            counts["epochs"] += event.get("epochs") or 0
         if status == INFEASIBLE:
             counts["infeasible"] += 1
+        elif status == PRUNED:
+            counts["pruned"] += 1
         elif is_failure(status):
             counts["failures"] += 1
 
@@ -415,7 +490,8 @@ class Search:
                        "front": self.front.members if self.front is not None else None,
                        "reference": self.reference, "unreferenced": self.unreferenced,
                        "initial_hypervolume": self.initial_hypervolume,
-                       "group_counts": self.group_counts}})
+                       "group_counts": self.group_counts,
+                       "fidelity": self.fidelity.state_dict()}})
         self._since_snapshot = 0
 
     def load_snapshot(self, state: dict[str, Any]) -> None:
@@ -423,7 +499,9 @@ class Search:
         search = state["search"]
         self.next_index = search["next_index"]
         self.asked = {event["index"]: event for event in search["asked"]}
-        self.cache, self.best, self.counts = search["cache"], search["best"], search["counts"]
+        self.cache, self.best = search["cache"], search["best"]
+        self.counts = {**dict.fromkeys(COUNTS, 0), **search["counts"]}
+        self.fidelity.load_state_dict(search.get("fidelity"))
         self.strategy.budget = self.config.strategy.budget + self.counts["cache_hits"]
         self.observed = []
         for entry in self.cache.values():  # in the order they were trained
@@ -460,6 +538,8 @@ class Search:
                     self.next_index += 1
                 elif event["event"] == "result":
                     self._apply(event)
+                elif event["event"] == "rung":
+                    self._promoted(event)
                 elif event["event"] in ("generation", "window") and self._unwritten:
                     self._unwritten.pop(0)
         finally:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 from evolution.journal import (CONFIG, JOURNAL, RunDirectoryError, lock_owner, read_events,
                                upgrade)
 from evolution.objectives import Objectives
-from evolution.results import INFEASIBLE, OK, is_failure
+from evolution.results import INFEASIBLE, OK, PRUNED, is_failure
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class RunRecord:
             elif kind == "result" and isinstance(index, int):
                 by_index.setdefault(index, event)  # a replayed duplicate keeps its first place
         self.results: list[dict[str, Any]] = list(by_index.values())
+        rungs = {(e["index"], e.get("rung")): e for e in self.events
+                 if e.get("event") == "rung" and isinstance(e.get("index"), int)}
+        self.rungs: list[dict[str, Any]] = list(rungs.values())  # multi-fidelity promotions
 
     # ------------------------------------------------------------------ config
     @cached_property
@@ -150,6 +153,9 @@ class RunRecord:
                 "cache_hits": cached, "skipped": skipped,
                 "infeasible": sum(r.get("status") == INFEASIBLE for r in self.results),
                 "failures": sum(is_failure(r.get("status", "?")) for r in self.results),
+                "pruned": sum(r.get("status") == PRUNED for r in self.results),
+                "epochs": sum(e.get("epochs") or 0 for e in [*self.rungs, *self.results]
+                              if not e.get("cached")),
                 "statuses": dict(Counter(r.get("status", "?") for r in self.results))}
 
     # ------------------------------------------------------------------ groups

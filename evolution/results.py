@@ -48,6 +48,10 @@ class Result(TypedDict, total=False):
     violation: float     # infeasible: the summed relative excess over the broken bounds
     violations: dict[str, dict[str, float]]  # infeasible: {metric: {value, max|min, by}}
     precheck: bool       # infeasible before training: nothing was trained
+    epochs: int          # epochs trained by this evaluation (this step, under multi-fidelity)
+    curve: list[dict[str, Any]]  # validation metrics per epoch: {"epoch", metric: value}
+    checkpoint: bytes    # multi-fidelity, below the top rung: the state to continue from
+    rung: int            # pruned: the epochs it reached
 
 
 def make_result(index: int, status: str = OK, *, values: Optional[Sequence[float]] = None,
@@ -78,12 +82,13 @@ def is_failure(status: str) -> bool:
 
 
 def violation_of(result: dict[str, Any]) -> float:
-    """How badly a result misses: 0 when ok, its constraint ``violation`` when infeasible,
-    ``inf`` when it has nothing to compare (failed, timed out, crashed, pruned). What Deb's
-    rules rank non-ok results by (see :mod:`evolution.pareto`)."""
+    """How badly a result misses: 0 when ok, its constraint ``violation`` when infeasible, the
+    number of rungs it fell short when pruned (see :mod:`evolution.fidelity`), ``inf`` when it
+    has nothing to compare (failed, timed out, crashed). What Deb's rules rank non-ok results
+    by (see :mod:`evolution.pareto`)."""
     if result.get("status") == OK:
         return 0.0
-    if result.get("status") == INFEASIBLE and is_number(result.get("violation")):
+    if result.get("status") in (INFEASIBLE, PRUNED) and is_number(result.get("violation")):
         return float(result["violation"])
     return math.inf
 
@@ -108,7 +113,8 @@ def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
     architecture: its status, values, metrics and message, ``cached`` true and ``cache_of``
     naming the evaluation that trained it. Nothing was trained, so it takes no time."""
     now = time.time()
-    extra = {k: cached[k] for k in ("violation", "violations") if cached.get(k) is not None}
+    extra = {k: cached[k] for k in ("violation", "violations", "rung")
+             if cached.get(k) is not None}
     event = result_event(ask, make_result(ask["index"], cached["status"],
                                           values=cached["values"], metrics=cached["metrics"],
                                           message=cached["message"], started=now, finished=now,
@@ -120,7 +126,7 @@ def cache_hit(ask: dict[str, Any], cached: dict[str, Any]) -> dict[str, Any]:
 def cache_entry(event: dict[str, Any]) -> dict[str, Any]:
     """What the cache keeps of a result event: enough to answer a later identical ask."""
     return {k: event.get(k) for k in ("index", "genome", "status", "values", "metrics",
-                                      "message", "violation", "violations")}
+                                      "message", "violation", "violations", "rung")}
 
 
 def user_frames(traceback_text: str, most: int = 3) -> str:

@@ -69,24 +69,56 @@ def evaluator_settings(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
+    """The metrics of one evaluation (one step of it under multi-fidelity, where
+    ``task["fidelity"]`` says the epochs it trains from and to, and holds the checkpoint to
+    continue from): the evaluator's, or the built-in trainer's with its learning curve
+    (``curve``), the epochs this step trained (``epochs_trained``) and, below the top rung,
+    the checkpoint to continue from (``checkpoint``, bytes)."""
     from evolution.tuning import split
     from genome import genome_from_dict
 
     genome, searched = split(genome_from_dict(task["genome"]))  # tuned: settings searched
-    task = {**task, "evaluation": {**task["evaluation"], **searched}}
+    evaluation = {**task["evaluation"], **searched}
+    step = task.get("fidelity") or {"start": 0, "stop": evaluation["epochs"], "top":
+                                    evaluation["epochs"], "checkpoint": None}
+    task = {**task, "evaluation": {**evaluation, "epochs": step["stop"]}}
     if task.get("evaluator"):
         from evolution.evaluator import call_evaluator
 
-        return call_evaluator(task["evaluator"], genome, evaluator_settings(task),
-                              task["objectives"], shipped=task.get("objective"))
+        curve: list[dict[str, Any]] = []
+        settings = {**evaluator_settings(task), "start_epoch": step["start"],
+                    "report": reporter(curve, task["objectives"])}
+        metrics = call_evaluator(task["evaluator"], genome, settings, task["objectives"],
+                                 shipped=task.get("objective"))
+        return {**metrics, "curve": curve, "epochs_trained": step["stop"] - step["start"]}
     from training import load_dataset, score
 
-    metrics, _ = score(genome, task["space"], load_dataset(task["data"]), task["evaluation"],
-                       task["seed"], device=task.get("device", "cpu"), task=task["task"],
+    metrics, _ = score(genome, task["space"], load_dataset(task["data"]),
+                       {**evaluation, "epochs": step["top"]}, task["seed"],
+                       device=task.get("device", "cpu"), task=task["task"],
                        before_training=constraints.check_before_training if constraints
                        else None,
-                       measure={*task["objectives"], *(task.get("constraints") or {})})
+                       measure={*task["objectives"], *(task.get("constraints") or {})},
+                       stop_epoch=step["stop"], resume=step["checkpoint"],
+                       checkpoint=step["stop"] < step["top"], curve=True)
     return metrics
+
+
+def reporter(curve: list[dict[str, Any]], objectives: list[str]) -> Any:
+    """The ``report(epoch, metrics)`` callback a user evaluator receives in its settings, as
+    Optuna's ``trial.report``: each call adds a point to the evaluation's learning curve
+    (``metrics``: a dict of numbers, or one number, the first objective's value)."""
+    from evolution.evaluator import EvaluatorError
+    from evolution.results import is_number
+
+    def report(epoch: int, metrics: Any) -> None:
+        if isinstance(metrics, (int, float)) and not isinstance(metrics, bool):
+            metrics = {objectives[0]: metrics}
+        if not isinstance(metrics, Mapping) or not all(map(is_number, metrics.values())):
+            raise EvaluatorError(f"report({epoch!r}, ...) takes a number or a dict of finite "
+                                 f"numbers, got {str(metrics)[:80]}")
+        curve.append({"epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}})
+    return report
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
@@ -129,6 +161,8 @@ def evaluate_task(task: Mapping[str, Any], *, in_worker: bool = False) -> Result
     release = None
     try:
         metrics = _metrics(task, constraints)
+        steps = {k: metrics.pop(k) for k in ("curve", "checkpoint", "epochs_trained")
+                 if k in metrics}
         violation, broken = constraints.check(metrics)
         if broken:
             result = make_result(index, INFEASIBLE, metrics=metrics, message=describe(broken),
@@ -136,6 +170,11 @@ def evaluate_task(task: Mapping[str, Any], *, in_worker: bool = False) -> Result
         else:
             result = make_result(index, OK, values=values_of(metrics, task["objectives"]),
                                  metrics=metrics, started=started)
+        if steps.get("curve"):
+            result["curve"] = steps["curve"]
+        if steps.get("checkpoint") is not None:
+            result["checkpoint"] = steps["checkpoint"]
+        result["epochs"] = steps.get("epochs_trained", 0)
     except Infeasible as exc:  # broke a constraint before training: nothing was trained
         result = make_result(index, INFEASIBLE, metrics=exc.metrics, message=str(exc),
                              started=started, violation=exc.violation,

@@ -67,6 +67,8 @@ def trace(run_dir: Path) -> list[tuple]:
         elif e["event"] == "result":
             out.append(("result", e["index"], e["status"], e["values"], e["cached"],
                         e.get("cache_of")))
+        elif e["event"] == "rung":  # multi-fidelity: a promotion
+            out.append(("rung", e["index"], e["rung"], e["values"], e["epochs"]))
         elif e["event"] in ("generation", "window"):
             out.append((e["event"], e.get("generation"), e.get("evaluations"), e["best"],
                         e["failures"], e["infeasible"], e.get("front"), e.get("hypervolume"),

@@ -82,12 +82,17 @@ def set_rng_state(rng: random.Random, state: list[Any]) -> None:
 
 
 def individuals_state(members: Any) -> list[dict[str, Any]]:
-    """Population members as JSON: genome dict, values (``None`` when not ok or untold) and
-    violation (``None`` for ``inf``)."""
-    return [{"genome": m.genome.to_dict(),
-             "values": list(m.outcome) if m.outcome is not None else None, "told": m.told,
+    """Population members as JSON: genome dict, values (``None`` when untold, failed or
+    infeasible; a pruned member keeps its partial values) and violation (``None`` for
+    ``inf``)."""
+    return [{"genome": m.genome.to_dict(), "values": _told_values(m), "told": m.told,
              "violation": m.violation if math.isfinite(m.violation) else None}
             for m in members]
+
+
+def _told_values(member: Individual) -> Optional[list[float]]:
+    values = member.fitness.values if member.told else ()
+    return list(values) if values and all(map(math.isfinite, values)) else None
 
 
 def load_individuals(state: list[dict[str, Any]], objectives: Objectives) -> list[Individual]:
