@@ -109,7 +109,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
           dataset: Optional[str] = None, stop_epoch: Optional[int] = None,
           resume: Optional[bytes] = None,
           on_epoch: Optional[Callable[[int, float], None]] = None,
-          keep_state: Optional[Callable[[bytes], None]] = None) -> float:
+          keep_state: Optional[Callable[[bytes], None]] = None,
+          bind: Optional[Mapping[str, Any]] = None) -> float:
     """Train ``model`` in place on ``x``'s device for ``evaluation["epochs"]`` epochs on the
     task's loss; return the last epoch's mean loss.
 
@@ -119,7 +120,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
     ``keep_state`` is called once at the end with the training state (bytes, see
     :mod:`training.checkpoint`); ``resume`` takes such bytes and continues from the epoch they
     reached, over a ``model`` built as the first one was (same genome, space and seed) and with
-    the same settings (else :class:`~training.checkpoint.CheckpointError`). On the CPU the
+    the same settings and ``bind`` (JSON values the state is bound to: :func:`score` binds
+    the genome's key; else :class:`~training.checkpoint.CheckpointError`). On the CPU the
     continuation is bitwise the uninterrupted training. ``on_epoch(epoch, train_loss)`` is
     called after each epoch trained (``epoch``: epochs reached, from 1) with the model in
     training mode; it may measure the model (in eval mode, without gradients), and must leave
@@ -164,7 +166,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
     parts = TrainingParts(
         model, optimizer, scheduler, scaler, generator, augment_generator, device,
         {**{k: s[k] for k in ("epochs", "batch_size", "optimizer", "lr", "momentum",
-                              "weight_decay", "schedule")}, "seed": seed, "examples": len(y)})
+                              "weight_decay", "schedule")}, "seed": seed, "examples": len(y), **(bind or {})})
     start, epoch_loss = 0, float("nan")
     if resume is not None:
         reached = restore_state(resume, parts)
@@ -245,6 +247,12 @@ def _check_finite(running: torch.Tensor, epoch: int, checked: int, step: int,
             f"diverged; lower evaluation.lr, or check the data")
 
 
+def _genome_key(genome: Any) -> dict[str, str]:
+    """What binds a training state to its genome: the canonical key, when it has one."""
+    key = getattr(genome, "key", None)
+    return {"genome": key()} if callable(key) else {}
+
+
 def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mapping[str, Any],
           seed: int, *, with_test: bool = False, device: str = "cpu",
           task: Task | str = "classification", train_on_val: bool = False,
@@ -315,7 +323,8 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     metrics["train_loss"] = train(trained, x, y, evaluation, seed, task, dataset=data.name,
                                   stop_epoch=stop_epoch, resume=resume,
                                   on_epoch=measure_epoch if curve else None,
-                                  keep_state=states.append if checkpoint else None)
+                                  keep_state=states.append if checkpoint else None,
+                                  bind=_genome_key(genome) if checkpoint or resume else None)
     splits = [("test", held.x_test, held.y_test)] if with_test or train_on_val else []
     if not train_on_val:
         splits.insert(0, ("val", held.x_val, held.y_val))
