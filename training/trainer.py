@@ -18,6 +18,10 @@ import torch
 from torch import nn
 
 from genome.errors import EvonasError
+from training.checkpoint import CheckpointError, TrainingParts
+from training.checkpoint import header as state_header
+from training.checkpoint import restore as restore_state
+from training.checkpoint import save as save_state
 from training.augment import Augment, augmentation_generator
 from training.data import Splits, on_device, recipe_defaults
 from training.decode import build_model
@@ -102,9 +106,26 @@ def check_every(evaluation: Mapping[str, Any], device: torch.device) -> int:
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mapping[str, Any],
           seed: int, task: Task | str = "classification", *,
-          dataset: Optional[str] = None) -> float:
+          dataset: Optional[str] = None, stop_epoch: Optional[int] = None,
+          resume: Optional[bytes] = None,
+          on_epoch: Optional[Callable[[int, float], None]] = None,
+          keep_state: Optional[Callable[[bytes], None]] = None,
+          bind: Optional[Mapping[str, Any]] = None) -> float:
     """Train ``model`` in place on ``x``'s device for ``evaluation["epochs"]`` epochs on the
     task's loss; return the last epoch's mean loss.
+
+    Training in pieces (multi-fidelity): ``stop_epoch`` (1 to ``epochs``) stops after that many
+    epochs in all; the learning-rate schedule and the drop-path annealing still span
+    ``epochs``, so a training stopped and resumed is the training that never stopped.
+    ``keep_state`` is called once at the end with the training state (bytes, see
+    :mod:`training.checkpoint`); ``resume`` takes such bytes and continues from the epoch they
+    reached, over a ``model`` built as the first one was (same genome, space and seed) and with
+    the same settings and ``bind`` (JSON values the state is bound to: :func:`score` binds
+    the genome's key; else :class:`~training.checkpoint.CheckpointError`). On the CPU the
+    continuation is bitwise the uninterrupted training. ``on_epoch(epoch, train_loss)`` is
+    called after each epoch trained (``epoch``: epochs reached, from 1) with the model in
+    training mode; it may measure the model (in eval mode, without gradients), and must leave
+    the weights and torch's global RNG as they were.
 
     A model with a ``drop_path_prob`` has it annealed linearly from 0 over the epochs. Batch
     order comes from a CPU generator seeded with ``seed``. Training batches are augmented as
@@ -142,9 +163,17 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
                  if s["schedule"] == "cosine" else None)
     generator = torch.Generator().manual_seed(seed)
+    parts = TrainingParts(
+        model, optimizer, scheduler, scaler, generator, augment_generator, device,
+        {**{k: s[k] for k in ("epochs", "batch_size", "optimizer", "lr", "momentum",
+                              "weight_decay", "schedule")}, "seed": seed, "examples": len(y), **(bind or {})})
+    start, epoch_loss = 0, float("nan")
+    if resume is not None:
+        reached = restore_state(resume, parts)
+        start, epoch_loss = reached.epoch, reached.train_loss
+    stop = _stop_epoch(stop_epoch, start, s["epochs"])
     drop_path = getattr(model, "drop_path_prob", None)
-    epoch_loss = float("nan")
-    for epoch in range(s["epochs"]):
+    for epoch in range(start, stop):
         model.train()
         if drop_path:  # anneal linearly from 0 to the model's rate, as in DARTS / NASNet
             model.drop_path_prob = drop_path * epoch / s["epochs"]
@@ -181,9 +210,28 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
                 scheduler.step()
         _check_finite(running, epoch, checked, step, every)
         epoch_loss = float(running / seen)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epoch_loss)
+            model.train()
     if drop_path:
         model.drop_path_prob = drop_path
+    if keep_state is not None:
+        keep_state(save_state(parts, stop, epoch_loss))
     return epoch_loss
+
+
+def _stop_epoch(stop_epoch: Optional[int], start: int, epochs: int) -> int:
+    """The epoch a training from epoch ``start`` stops at; raises
+    :class:`~training.checkpoint.CheckpointError` when it cannot get there."""
+    if stop_epoch is None:
+        stop_epoch = epochs
+    if isinstance(stop_epoch, bool) or not isinstance(stop_epoch, int) \
+            or not start < stop_epoch <= epochs:
+        reached = f"; the training state has reached epoch {start}" if start else ""
+        raise CheckpointError(
+            f"stop_epoch {stop_epoch!r} cannot be reached: it must be an integer from "
+            f"{start + 1} to evaluation.epochs = {epochs}{reached}")
+    return stop_epoch
 
 
 def _check_finite(running: torch.Tensor, epoch: int, checked: int, step: int,
@@ -199,11 +247,18 @@ def _check_finite(running: torch.Tensor, epoch: int, checked: int, step: int,
             f"diverged; lower evaluation.lr, or check the data")
 
 
+def _genome_key(genome: Any) -> dict[str, str]:
+    """What binds a training state to its genome: the canonical key, when it has one."""
+    key = getattr(genome, "key", None)
+    return {"genome": key()} if callable(key) else {}
+
+
 def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mapping[str, Any],
           seed: int, *, with_test: bool = False, device: str = "cpu",
           task: Task | str = "classification", train_on_val: bool = False,
           before_training: Callable[[dict[str, Any]], None] | None = None,
-          measure: Collection[str] = (),
+          measure: Collection[str] = (), stop_epoch: Optional[int] = None,
+          resume: Optional[bytes] = None, checkpoint: bool = False, curve: bool = False,
           ) -> tuple[dict[str, Any], nn.Module]:
     """Build ``genome``, train it on ``data``'s training split on ``device`` and measure it.
 
@@ -218,6 +273,19 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     ``measure`` names them (the run's objectives and constraints). ``before_training`` is
     called with what is known of the built model before it trains (``params``, ``flops``, and
     latency when measured); it may raise to skip training (a broken constraint).
+
+    Multi-fidelity (see :func:`train`): ``stop_epoch`` stops after that many epochs of
+    ``evaluation["epochs"]``; ``resume`` (a state from an earlier call's ``checkpoint``) builds
+    the model as usual (same seed), loads the state over it and continues training from the
+    epoch it reached (``params`` and ``flops`` are measured as usual, ``train_seconds`` and
+    ``train_loss`` are this call's). ``checkpoint=True`` puts the state reached in
+    ``metrics["checkpoint"]`` (bytes: take it out of the metrics before they are journalled).
+    ``curve=True`` measures the validation split after every epoch trained in this call
+    (without changing the training) into ``metrics["curve"]``: one
+    ``{"epoch", "train_loss", "val_<metric>"...}`` per epoch (the task's split metrics,
+    non-finite values as ``None``; no ``val_*`` with ``train_on_val``); the last point's are the
+    final ``val_*`` metrics. With any of these four, the metrics also hold ``epochs`` (the
+    epoch reached) and ``epochs_trained`` (epochs trained in this call).
     """
     task = get_task(task) if isinstance(task, str) else task
     start = time.perf_counter()
@@ -239,18 +307,43 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
     if train_on_val:
         x, y = torch.cat([x, held.x_val]), torch.cat([y, held.y_val])
     trained = task.attach(model, data).to(device)  # the model, or the model in a larger one
-    metrics["train_loss"] = train(trained, x, y, evaluation, seed, task, dataset=data.name)
     batch = int(evaluation.get("eval_batch_size", DEFAULT_EVALUATION["eval_batch_size"]))
+    points: list[dict[str, Any]] = []
+    last_val: list[dict[str, float]] = []  # the curve's last validation, reused below
+
+    def measure_epoch(epoch: int, train_loss: float) -> None:
+        point: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
+        if not train_on_val:
+            last_val[:] = [task.measure(trained, held.x_val, held.y_val, batch)]
+            point.update({f"val_{k}": v if math.isfinite(v) else None
+                          for k, v in last_val[0].items()})
+        points.append(point)
+
+    states: list[bytes] = []
+    metrics["train_loss"] = train(trained, x, y, evaluation, seed, task, dataset=data.name,
+                                  stop_epoch=stop_epoch, resume=resume,
+                                  on_epoch=measure_epoch if curve else None,
+                                  keep_state=states.append if checkpoint else None,
+                                  bind=_genome_key(genome) if checkpoint or resume else None)
     splits = [("test", held.x_test, held.y_test)] if with_test or train_on_val else []
     if not train_on_val:
         splits.insert(0, ("val", held.x_val, held.y_val))
     else:  # the validation data was trained on
         metrics.update({f"val_{k}": None for k in task.split_metrics})
     for split, xs, ys in splits:
-        measured = task.measure(trained, xs, ys, batch)
+        measured = (last_val[0] if split == "val" and last_val
+                    else task.measure(trained, xs, ys, batch))
         if not math.isfinite(measured["loss"]):  # diverged on the last steps: no fitness
             raise NonFiniteLoss(f"{'validation' if split == 'val' else 'test'} loss is "
                                 f"{measured['loss']}: training diverged")
         metrics.update({f"{split}_{k}": v for k, v in measured.items()})
+    if stop_epoch is not None or resume is not None or checkpoint or curve:
+        first = state_header(resume).epoch if resume is not None else 0
+        metrics["epochs"] = stop_epoch or {**DEFAULT_EVALUATION, **evaluation}["epochs"]
+        metrics["epochs_trained"] = metrics["epochs"] - first
+    if curve:
+        metrics["curve"] = points
+    if checkpoint:
+        metrics["checkpoint"] = states[0]
     metrics["train_seconds"] = time.perf_counter() - start
     return metrics, model
