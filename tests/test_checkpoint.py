@@ -13,7 +13,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 import training
-from genome import BinaryGenome, EvonasError
+from genome import BinaryGenome, EvonasError, parse_genome
 from genome.cell import CellGenome
 from training.checkpoint import CheckpointError, header
 
@@ -116,6 +116,31 @@ def test_stop_epoch_keeps_the_whole_schedule(data):
     assert stopped["train_loss"] != short["train_loss"]
     assert not all(torch.equal(a, b) for a, b in zip(stopped_model.state_dict().values(),
                                                      short_model.state_dict().values()))
+
+
+def test_dpd_resumes_through_the_frozen_pa_and_curves_its_signal_metrics():
+    """A task that trains the searched model inside a larger module (DPD: before a frozen PA
+    model): the state is the attached module's, the curve holds the task's split metrics."""
+    data = training.load_dataset(
+        {"dataset": "synthetic_pa", "normalize": False,
+         "signal": {"samples": 1500, "frame_length": 20, "stride": 5,
+                    "pa_model": "iq*1|fc4|nogmp|res", "pa_epochs": 2}})
+    genome = parse_genome("iq*1|fc3|nogmp|res")
+    evaluation = {"epochs": 3, "optimizer": "adamw", "lr": 1e-2, "batch_size": 32}
+    whole, whole_model = training.score(genome, {}, data, evaluation, 0, task="dpd",
+                                        curve=True)
+    first, _ = training.score(genome, {}, data, evaluation, 0, task="dpd", stop_epoch=2,
+                              checkpoint=True)
+    # The attached module's state: the predistorter inside it (the PA comes from the data)
+    assert {k for k in load_tensors(first["checkpoint"]) if k.startswith("model.")} == \
+        {f"model.model.{k}" for k in whole_model.state_dict()}
+    rest, rest_model = training.score(genome, {}, data, evaluation, 0, task="dpd",
+                                      resume=first["checkpoint"], curve=True)
+    same_weights(whole_model, rest_model)
+    assert measured(rest) == measured(whole)
+    assert rest["curve"] == whole["curve"][2:]
+    assert set(whole["curve"][0]) == {"epoch", "train_loss", "val_nmse_db", "val_aclr_db",
+                                      "val_evm_db", "val_loss"}
 
 
 # -------------------------------------------------------------------------- learning curves
@@ -239,3 +264,18 @@ def test_unreachable_stop_epochs_are_refused(data):
     whole, _ = run("sgd_nesterov", data, checkpoint=True)
     with pytest.raises(CheckpointError, match="reached epoch 3"):
         run("sgd_nesterov", data, resume=whole["checkpoint"])
+
+
+def test_a_state_from_another_kind_of_device_resumes_with_fresh_augmentation(data):
+    """A GPU's augmentation generator cannot drive the CPU's: the state resumes with a fresh
+    one (seeded from the seed and epoch), everything else as saved."""
+    whole, whole_model = run("augmented", data)
+    first, _ = run("augmented", data, stop_epoch=1, checkpoint=True)
+    blob = first["checkpoint"]
+    moved = save_tensors(load_tensors(blob),
+                         metadata={"evonas": json.dumps({**metadata(blob), "device": "cuda"})})
+    again = [run("augmented", data, resume=moved)[0] for _ in range(2)]
+    assert measured(again[0]) == measured(again[1])  # still deterministic
+    assert again[0]["train_loss"] != whole["train_loss"]  # other augmented batches
+    same, _ = run("augmented", data, resume=blob)
+    assert measured(same) == measured(whole)

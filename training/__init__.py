@@ -16,6 +16,7 @@ _NAMES = {
     "DataError": "training.data", "Splits": "training.data", "load_dataset": "training.data",
     "DATASETS": "training.data",
     "build_model": "training.decode",
+    "CheckpointError": "training.checkpoint",
     "ExportError": "training.export", "FORMATS": "training.export",
     "export_model": "training.export", "load_model": "training.export",
     "NonFiniteLoss": "training.trainer", "score": "training.trainer",

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from genome.errors import EvonasError
+from training.augment import Augment, augmentation_generator
 from training.checkpoint import CheckpointError, TrainingParts
 from training.checkpoint import header as state_header
 from training.checkpoint import restore as restore_state
 from training.checkpoint import save as save_state
-from training.augment import Augment, augmentation_generator
 from training.data import Splits, on_device, recipe_defaults
 from training.decode import build_model
 from training.measures import take_measures
@@ -40,6 +40,11 @@ DEFAULT_EVALUATION: dict[str, Any] = {
     "auxiliary_weight": 0.4,
 }
 
+
+BOUND_SETTINGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                  "schedule")
+"""Evaluation settings a training state is bound to (with the seed and the number of training
+examples): a state resumes only under the same values."""
 
 GPU_CHECK_EVERY = 50
 """Training steps between finiteness checks of the loss on a GPU (each waits for the GPU)."""
@@ -165,8 +170,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, evaluation: Mappin
     generator = torch.Generator().manual_seed(seed)
     parts = TrainingParts(
         model, optimizer, scheduler, scaler, generator, augment_generator, device,
-        {**{k: s[k] for k in ("epochs", "batch_size", "optimizer", "lr", "momentum",
-                              "weight_decay", "schedule")}, "seed": seed, "examples": len(y), **(bind or {})})
+        {**{k: s[k] for k in BOUND_SETTINGS}, "seed": seed, "examples": len(y), **(bind or {})})
     start, epoch_loss = 0, float("nan")
     if resume is not None:
         reached = restore_state(resume, parts)
@@ -324,7 +328,7 @@ def score(genome: Any, space: Mapping[str, Any], data: Splits, evaluation: Mappi
                                   stop_epoch=stop_epoch, resume=resume,
                                   on_epoch=measure_epoch if curve else None,
                                   keep_state=states.append if checkpoint else None,
-                                  bind=_genome_key(genome) if checkpoint or resume else None)
+                                  bind=_genome_key(genome))
     splits = [("test", held.x_test, held.y_test)] if with_test or train_on_val else []
     if not train_on_val:
         splits.insert(0, ("val", held.x_val, held.y_val))
