@@ -116,7 +116,7 @@ def test_local_pool_runs_tasks_and_survives_a_killed_worker(tiny):
         pool.submit({**base, "index": 2, "genome": {"encoding": "binary", "code": "1-2"}})
         (bad,) = pool.wait()
         assert bad["status"] == "failed" and "GenomeError" in bad["message"]
-        pool.submit({**base, "index": 3, "evaluation": {**base["evaluation"], "epochs": "two"}})
+        pool.submit({**base, "index": 3, "evaluation": {**base["evaluation"], "batch_size": "two"}})
         (broken,) = pool.wait()  # an unexpected exception keeps its traceback
         assert broken["status"] == "failed" and "TypeError" in broken["message"]
         assert "Traceback" in broken["traceback"]
