@@ -56,9 +56,12 @@ class ProgressPrinter:
                 group = f"front {event['front']:>3}  hypervolume {event['hypervolume']:.5g}"
             infeasible = (f", infeasible {c['infeasible']} ({c.get('skipped', 0)} not trained)"
                           if c.get("infeasible") else "")
+            pruned = (f", pruned {c['pruned']}, {c.get('epochs', 0)} epochs"
+                      if c.get("pruned") else "")
             self._line(f"{head}  {group}  failed {event.get('failures', 0)}  |  evaluations "
                        f"{c.get('evaluations', 0)} ({self.done} {c.get('trained', 0)}, cached "
-                       f"{c.get('cache_hits', 0)}{infeasible}, failed {c.get('failures', 0)})"
+                       f"{c.get('cache_hits', 0)}{infeasible}{pruned}, failed "
+                       f"{c.get('failures', 0)})"
                        + ("" if "hypervolume" in event
                           else f"  best so far {_fmt(c.get('best'))}"))
         elif kind == "final_training":
@@ -121,12 +124,16 @@ def _print_summary(summary: Any) -> None:
         spent += f" ({summary.total_seconds:.1f} s over all of the run's sessions)"
     infeasible = (f"{summary.infeasible} infeasible ({summary.skipped} not trained), "
                   if summary.infeasible else "")
+    if summary.pruned:  # multi-fidelity
+        infeasible += f"{summary.pruned} pruned at a rung, "
     rows += [
         ("evaluations", f"{summary.evaluations} ({summary.trained} {done}, "
                         f"{summary.cache_hits} cache hits, {infeasible}{summary.failures} "
                         f"failed) {spent}"),
         ("run directory", str(summary.run_dir)),
     ]
+    if summary.epochs and not summary.evaluator:
+        rows.insert(-1, ("training epochs", f"{summary.epochs:,} (every rung included)"))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -266,7 +273,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
           f"`evonas resume {st['run_dir']} --{st['budget_key']} N`\n"
           f"objectives     {', '.join(st['objectives'])}\n"
           + (f"constraints    {st['constraints']}\n" if st["constraints"] else "") +
+          (f"fidelity       {st['fidelity']}\n" if st["fidelity"] else "") +
           f"results        {statuses}\n"
+          + (f"epochs         {st['epochs']:,} trained{st['epochs_budget']}\n"
+             if st["epochs"] else "") +
           f"time spent     {st['seconds']:.1f} s in {st['sessions']} session(s), each from its "
           f"start (workers, data) to its last event (final training included)")
     if st["test_accuracy"] is not None:

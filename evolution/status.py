@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from evolution.constraints import Constraints
+from evolution.fidelity import Fidelity
 from evolution.record import RunRecord
 from genome import genome_from_dict
 
@@ -29,6 +30,11 @@ def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
         "completed": counts["evaluations"], "budget": config.strategy.budget,
         "in_flight": len(record.in_flight), "statuses": counts["statuses"],
         "cache_hits": counts["cache_hits"], "trained": counts["trained"],
+        "epochs": counts["epochs"], "pruned": counts["pruned"],
+        "epochs_budget": (f" of fidelity.budget_epochs {config.fidelity.budget_epochs:,}"
+                          if config.fidelity.budget_epochs else ""),
+        "fidelity": (f"{config.fidelity.rule}, rungs at {Fidelity(config, 1.0).rungs} epochs"
+                     if config.fidelity.rule != "none" else None),
         "sessions": record.sessions,
         "seconds": record.seconds(),
         "best": [{"index": e["index"], "values": e["values"],

@@ -82,7 +82,7 @@ def test_counts_state_and_in_flight(tmp_path):
         f.write(json.dumps({"event": "ask", "index": 9, "genome": {}, "key": "x"}) + "\n")
     record = RunRecord(run_dir)
     assert record.counts() == {"evaluations": 9, "trained": 9, "cache_hits": 0, "skipped": 0,
-                               "infeasible": 0, "failures": 1,
+                               "infeasible": 0, "failures": 1, "pruned": 0, "epochs": 0,
                                "statuses": {"ok": 8, "failed": 1}}
     assert record.in_flight == [9] and record.state == "stopped" and not record.is_finished
 
