@@ -216,3 +216,20 @@ def test_a_constrained_multi_objective_run_on_dask_equals_the_serial_one(tiny, d
     assert any(status == "infeasible" and precheck for _, _, status, _, precheck in trace(dask))
     assert dask.front == serial.front and dask.hypervolume == serial.hypervolume
     assert dask.evaluations == serial.evaluations == 8
+
+
+def test_multi_fidelity_on_dask_continues_each_promoted_candidate_like_the_serial_pool(
+        tiny, dask_cluster):
+    """ASHA with the built-in trainer, in deterministic mode: every promoted candidate's
+    checkpoint travels with its next step to whichever worker takes it, and the journal holds
+    the serial pool's decisions and metrics."""
+    from tests.test_faults import trace
+    from tests.test_fidelity_training import fidelity_config
+
+    serial = run(fidelity_config(tiny, "serial").replace(**{"pool.workers": 2}))
+    config = fidelity_config(tiny, "dask").replace(
+        **{"pool.backend": "dask", "pool.address": dask_cluster, "pool.workers": 2})
+    dask = run(config)
+    assert trace(dask.run_dir) == trace(serial.run_dir)
+    assert any(e["event"] == "rung" for e in read_journal(dask.run_dir))
+    assert dask.epochs == serial.epochs < 4 * dask.trained
