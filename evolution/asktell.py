@@ -31,7 +31,7 @@ from evolution.journal import (CONFIG, FORMAT, IDENTITY, RunDirectory, differenc
                                frozen_config, read_events)
 from evolution.objectives import values_of
 from evolution.pool.base import Pool
-from evolution.results import FAILED, INFEASIBLE, OK, Result, make_result, result_event
+from evolution.results import FAILED, INFEASIBLE, OK, Result, make_result
 from genome import genome_from_dict, get_encoding
 from genome.errors import EvonasError
 
@@ -49,13 +49,16 @@ class AskTellError(EvonasError):
 class Trial:
     """One evaluation to run: its ``index`` in the run, the ``seed`` to use, the ``genome``,
     ``params`` (``{name: value}`` of a named choice space or of searched training settings,
-    else ``{}``) and ``settings`` (the evaluation settings, searched values in place)."""
+    else ``{}``) and ``settings`` (the evaluation settings, searched values in place). Under
+    multi-fidelity (``fidelity.rule``) a candidate comes back once per rung it is promoted
+    to: train it from ``start_epoch`` to ``settings["epochs"]`` and tell its value there."""
 
     index: int
     seed: int
     genome: Any
     params: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    start_epoch: int = 0
 
 
 class _Hand(Pool):
@@ -161,8 +164,10 @@ class Run:
         genome = genome_from_dict(task["genome"])
         _, searched = get_encoding(genome.encoding).split(genome)
         named = get_encoding(self.config.search.encoding).named(genome, self.config.search)
+        step = task.get("fidelity") or {"start": 0, "stop": task["evaluation"]["epochs"]}
         return Trial(task["index"], task["seed"], genome, params=dict(named or {}),
-                     settings={**task["evaluation"], **searched})
+                     settings={**task["evaluation"], **searched, "epochs": step["stop"]},
+                     start_epoch=step["start"])
 
     def tell(self, trial: Union[Trial, int], value: Any = None, *,
              error: Union[str, BaseException, None] = None) -> None:
@@ -184,8 +189,11 @@ class Run:
         except BaseException:
             self._pool.out[index] = task  # nothing recorded: tell it again
             raise
+        if result["status"] != FAILED:  # the epochs it was asked to train
+            step = task.get("fidelity") or {"start": 0, "stop": task["evaluation"]["epochs"]}
+            result["epochs"] = step["stop"] - step["start"]
         search = self._search
-        search._deliver(result_event(search.asked[index], result))
+        search._arrived(result)  # under multi-fidelity a rung: promoted, it is asked again
         search._drain()
 
     def _result(self, task: dict[str, Any], value: Any, error: Any) -> Result:

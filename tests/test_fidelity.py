@@ -180,3 +180,26 @@ def test_without_a_rule_every_candidate_trains_in_full(tiny, plugin):
     assert all(len(r["curve"]) == 9 for r in events(summary.run_dir, "result")
                if not r["cached"])
     assert summary.epochs == 9 * summary.trained
+
+
+def test_ask_tell_hands_a_promoted_candidate_out_again_from_its_rung(tiny):
+    from evolution.asktell import open_run
+
+    cfg = {**tiny, "name": "asktell", "search": SPACE, "deterministic": True,
+           "strategy": {"name": "random", "evaluations": 8},
+           "evaluation": {"objective": "score", "epochs": 4},
+           "fidelity": {"rule": "asha", "min_epochs": 1, "eta": 2}}
+    steps = []
+    with open_run(cfg) as run_:
+        while (trial := run_.ask()) is not None:
+            steps.append((trial.index, trial.start_epoch, trial.settings["epochs"]))
+            run_.tell(trial, sum(trial.genome.values) * trial.settings["epochs"])
+    record = RunRecord(run_.path)
+    assert {(s, e) for _, s, e in steps} <= {(0, 1), (1, 2), (2, 4)}
+    for index in {i for i, _, _ in steps}:  # each step starts where the previous stopped
+        starts = [(s, e) for i, s, e in steps if i == index]
+        assert starts == [(0, 1), (1, 2), (2, 4)][:len(starts)]
+    assert record.counts()["pruned"] == sum(
+        1 for i in {i for i, _, _ in steps} if (2, 4) not in
+        [(s, e) for j, s, e in steps if j == i])
+    assert record.counts()["epochs"] == sum(e - s for _, s, e in steps)
