@@ -114,9 +114,9 @@ def asha_run(tmp_path: Path) -> Path:
         j.rung(i, 1, at1[i], epochs=1)
     j.result(5, "pruned", 0.1, 1, curve(5, 1), rung=1)
     j.result(6, "pruned", 0.15, 1, curve(6, 1), rung=1)
-    for i in range(5):
-        j.rung(i, 3, at3[i], epochs=2) if i < 4 else \
-            j.result(4, "pruned", at3[4], 2, curve(4, 3, gap=2), rung=3)
+    for i in range(4):
+        j.rung(i, 3, at3[i], epochs=2)
+    j.result(4, "pruned", at3[4], 2, curve(4, 3, gap=2), rung=3)
     for i in range(4):
         j.result(i, "ok", final[i], 6, curve(i, 9))
     j.result(7, "ok", final[0], 0, curve(0, 9), cached=True)
@@ -216,12 +216,13 @@ def test_thousands_of_pruned_curves_are_sampled_and_the_legend_says_so(tmp_path)
     n = 600
     for i in range(n):
         j.ask(i)
-        j.rung(i, 1, 0.5, 1) if i % 100 == 0 else j.result(i, "pruned", 0.2, 1, curve(i, 3),
-                                                            rung=3)
+        if i % 100 == 0:
+            j.rung(i, 1, 0.5, 1)
+        else:
+            j.result(i, "pruned", 0.2, 1, curve(i, 3), rung=3)
     for i in range(0, n, 100):
         j.result(i, "ok", 0.9 + i / 1e5, 8, curve(i, 9))
     figure = plot_curves(load_run(j.close()))
-    ax = figure.axes[0]
     grey = lines_of(figure, "pruned")
     labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert len(grey.get_segments()) == MAX_CURVES
