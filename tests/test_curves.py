@@ -267,3 +267,32 @@ def test_a_run_without_curves_has_no_curves_figure(tmp_path, curves):
     assert "## Learning curves\n\nNo learning curves: no evaluation recorded a curve" in text
     assert plot_curves(load_run(run_dir)) is None
     assert json.loads(json.dumps(run_status(run_dir)["rungs"])) == []
+
+
+# --------------------------------------------------------------------------- a real run
+def test_report_of_a_real_asha_run_agrees_with_its_journal(tiny, user_module):
+    """An instant evaluator reporting ``quality * e / (e + 1)`` at epoch ``e``: the values at
+    every rung rank candidates exactly as the final ones, so each rung's rho is 1."""
+    from evolution import run
+    from tests.test_fidelity import EVALUATOR, config as fidelity_config
+
+    plugin = user_module("curve_bench", EVALUATOR) + ":score"
+    run_dir = run(fidelity_config(tiny, plugin)).run_dir
+    assert (run_dir / "report" / "curves.png") in report_run(run_dir)
+    record = RunRecord(run_dir)
+    table = rung_table(record)
+    assert [r.epochs for r in table] == [1, 3, 9]
+    results = [r for r in record.results if not r.get("cached")]
+    for rung in table[:-1]:
+        assert rung.promoted == sum(e["rung"] == rung.epochs for e in record.rungs)
+        assert rung.pruned == sum(r["status"] == "pruned" and r["rung"] == rung.epochs
+                                  for r in results)
+        assert rung.reached == rung.promoted + rung.pruned
+        assert rung.pairs >= 3 and rung.spearman == pytest.approx(1.0)
+    assert table[0].reached == len(results) and table[1].reached == table[0].promoted
+    assert sum(r.pruned for r in table[:-1]) == record.counts()["pruned"] > 0
+    assert table[-1].reached == len([r for r in results if r["status"] == "ok"])
+    figure = plot_curves(load_run(run_dir))
+    assert figure.axes[0].get_ylabel() == "score"
+    assert lines_of(figure, "pruned").get_label() == \
+        f"pruned at a rung ({record.counts()['pruned']})"
