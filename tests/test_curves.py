@@ -177,6 +177,7 @@ def test_report_of_a_multi_fidelity_run_draws_curves_and_tables_the_rungs(tmp_pa
     image = matplotlib.image.imread(png)
     assert 300 <= image.shape[1] <= 5000 and image[..., :3].var() > 0
     text = (out / "report.md").read_text()
+    assert "| epochs trained | 41; 3 candidates pruned at a rung |" in text
     section = text.split("## Learning curves", 1)[1].split("\n## ", 1)[0]
     assert "![Learning curves](curves.png)" in section
     assert "rungs at 1, 3, 9 epochs; 3 candidates pruned, 41 epochs trained in all" in section

@@ -1,5 +1,6 @@
-"""``report.md``: a run's facts, its figures, the Pareto front (several objectives), the best
-distinct architectures, the infeasible and failed evaluations."""
+"""``report.md``: a run's facts, its figures, its learning curves (with what happened at each
+rung of a multi-fidelity run), the Pareto front (several objectives), the best distinct
+architectures, the infeasible and failed evaluations."""
 from __future__ import annotations
 
 from collections import Counter
@@ -188,6 +189,12 @@ def facts(data: RunData) -> list[tuple[str, str]]:
                             f"{len(data.record.asks)} asked"),
             ("failures", f"{bad}" + (" (" + ", ".join(
                 f"{s} {n}" for s, n in sorted(failures.items())) + ")" if bad else ""))]
+    if counts["epochs"]:
+        budget = config.fidelity.budget_epochs
+        out.append(("epochs trained", f"{counts['epochs']:,}"
+                    + (f" of fidelity.budget_epochs {budget:,}" if budget else "")
+                    + (f"; {counts['pruned']} candidates pruned at a rung"
+                       if counts["pruned"] else "")))
     if config.constraints:
         out.append(("constraints", f"{config_constraints(data)}: {counts['infeasible']} "
                                    f"infeasible ({counts['skipped']} refused before training)"))
