@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from evolution.constraints import Constraints
+from evolution.curves import rung_table
 from evolution.fidelity import Fidelity
 from evolution.record import RunRecord
 from genome import genome_from_dict
@@ -14,7 +15,9 @@ def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
     """Progress against the budget, the best genomes (ranked as the report and export rank
     them), failures by status, time spent, and whether the run is ``finished``, ``running``
     (a live process holds its lock) or ``stopped``; with several objectives the current
-    Pareto front and its hypervolume."""
+    Pareto front and its hypervolume. With a multi-fidelity rule, ``rungs``: per rung (the top
+    last) the candidates that reached it, were promoted and pruned there, and the rank
+    correlation of its values with the final ones (:func:`evolution.curves.rung_table`)."""
     from evolution.strategies import STRATEGIES
 
     record = RunRecord(run_dir)
@@ -35,6 +38,7 @@ def run_status(run_dir: str | Path, top: int = 5) -> dict[str, Any]:
                           if config.fidelity.budget_epochs else ""),
         "fidelity": (f"{config.fidelity.rule}, rungs at {Fidelity(config, 1.0).rungs} epochs"
                      if config.fidelity.rule != "none" else None),
+        "rungs": [rung.to_dict() for rung in rung_table(record)],
         "sessions": record.sessions,
         "seconds": record.seconds(),
         "best": [{"index": e["index"], "values": e["values"],

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from evolution.report.curves import plot_curves
 from evolution.report.data import ReportError, RunData, load_run
 from evolution.report.drawing import draw_genome, genome_dot, genome_graph
 from evolution.report.figures import plot_accuracy_params, plot_fitness, plot_spread, save
@@ -33,7 +34,9 @@ def report_run(run_dir: str | os.PathLike,
     Figures (PNG): ``fitness.png`` (every evaluation's first objective against its index, best
     so far, failures and cache hits marked), ``accuracy_params.png`` (accuracy against
     parameter count, one point per distinct architecture; skipped when no result records
-    ``params``), ``spread.png`` (spread per generation or window), and ``best_genome.png`` /
+    ``params``), ``spread.png`` (spread per generation or window), ``curves.png`` (learning curves of the
+    best and the pruned candidates, with the rungs of a multi-fidelity run; skipped when no
+    result records a curve of two epochs), and ``best_genome.png`` /
     ``best_genome.dot`` (the best architecture, for encodings that are graphs); with several
     objectives also ``front.png`` (the Pareto front, pair by pair) and ``hypervolume.png``
     (against evaluations, with the reference point). Works on a
@@ -55,6 +58,13 @@ def report_run(run_dir: str | os.PathLike,
     else:
         written.append(save(figure, out / "accuracy_params.png"))
     written.append(save(plot_spread(data), out / "spread.png"))
+    figure = plot_curves(data)
+    if figure is None:
+        notes["curves"] = ("No learning curves: no evaluation recorded a curve of two epochs or "
+                           "more (older runs record none; a user evaluator records one by "
+                           "calling `report(epoch, metrics)`).")
+    else:
+        written.append(save(figure, out / "curves.png"))
     if len(data.record.objectives) > 1:
         for name, figure in (("front", plot_front(data)),
                              ("hypervolume", plot_hypervolume(data))):

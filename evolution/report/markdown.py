@@ -1,5 +1,6 @@
-"""``report.md``: a run's facts, its figures, the Pareto front (several objectives), the best
-distinct architectures, the infeasible and failed evaluations."""
+"""``report.md``: a run's facts, its figures, its learning curves (with what happened at each
+rung of a multi-fidelity run), the Pareto front (several objectives), the best distinct
+architectures, the infeasible and failed evaluations."""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from evolution.constraints import Constraints
+from evolution.curves import rung_table
 from evolution.report.data import RunData, count, genome_text, number, si
 from evolution.results import INFEASIBLE, is_failure
 from evolution.strategies import STRATEGIES
@@ -51,6 +53,7 @@ def write_markdown(data: RunData, out: Path, written: Sequence[Path],
             lines += [f"### {heading}", "", f"![{heading}]({name})", "", caption, ""]
         elif stem in notes:
             lines += [f"### {heading}", "", notes[stem], ""]
+    lines += learning_curves(data, names, notes)
     metrics = [o.metric for o in objectives]
     if len(objectives) > 1:
         front = data.record.front()
@@ -91,6 +94,47 @@ def write_markdown(data: RunData, out: Path, written: Sequence[Path],
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+CURVES_CAPTION = (
+    "The curve of each candidate, epoch by epoch: in colour the best finished candidates "
+    "(labelled by evaluation index), faint blue the other finished ones, grey the pruned ones, "
+    "each ending with a dot at the rung where it was stopped; dotted lines mark the rungs.")
+
+
+def learning_curves(data: RunData, names: set[str], notes: Mapping[str, str]) -> list[str]:
+    """The Learning curves section: ``curves.png`` (or why there is none) and, for a
+    multi-fidelity run, what happened at each rung."""
+    lines = ["## Learning curves", ""]
+    if "curves.png" in names:
+        lines += ["![Learning curves](curves.png)", "", CURVES_CAPTION, ""]
+    elif "curves" in notes:
+        lines += [notes["curves"], ""]
+    table = rung_table(data.record)
+    if not table:
+        return lines
+    fidelity = data.config.fidelity
+    counts = data.record.counts()
+    lines += [f"Multi-fidelity rule `{fidelity.rule}` (eta {fidelity.eta}): rungs at "
+              f"{', '.join(str(r.epochs) for r in table)} epochs; {counts['pruned']} candidates "
+              f"pruned, {counts['epochs']:,} epochs trained in all.", "",
+              "| rung (epochs) | reached | promoted | pruned | rank correlation with the "
+              "final value |", "| ---: | ---: | ---: | ---: | --- |"]
+    for rung in table:
+        if rung.top:
+            lines.append(f"| {rung.epochs} (top) | {rung.reached} finished | - | - | - |")
+            continue
+        rho = (f"{rung.spearman:+.3f} ({rung.pairs} finished)" if rung.spearman is not None
+               else f"- ({rung.pairs} finished)")
+        lines.append(f"| {rung.epochs} | {rung.reached} | {rung.promoted} | {rung.pruned} | "
+                     f"{rho} |")
+    lines += ["", f"Rank correlation: Spearman's rho between {data.objective} at the rung and "
+                  f"at the end, over the candidates that finished (at least 3 are needed). Near "
+                  f"1, the rung ranks candidates as full training does and stopping there is "
+                  f"safe; near 0 or below, early values say little about final ones. Only "
+                  f"candidates promoted at a rung finish, so it is measured on the better "
+                  f"ones.", ""]
+    return lines
 
 
 def config_constraints(data: RunData) -> str:
@@ -145,6 +189,12 @@ def facts(data: RunData) -> list[tuple[str, str]]:
                             f"{len(data.record.asks)} asked"),
             ("failures", f"{bad}" + (" (" + ", ".join(
                 f"{s} {n}" for s, n in sorted(failures.items())) + ")" if bad else ""))]
+    if counts["epochs"]:
+        budget = config.fidelity.budget_epochs
+        out.append(("epochs trained", f"{counts['epochs']:,}"
+                    + (f" of fidelity.budget_epochs {budget:,}" if budget else "")
+                    + (f"; {counts['pruned']} candidates pruned at a rung"
+                       if counts["pruned"] else "")))
     if config.constraints:
         out.append(("constraints", f"{config_constraints(data)}: {counts['infeasible']} "
                                    f"infeasible ({counts['skipped']} refused before training)"))
