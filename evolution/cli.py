@@ -274,6 +274,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
           f"objectives     {', '.join(st['objectives'])}\n"
           + (f"constraints    {st['constraints']}\n" if st["constraints"] else "") +
           (f"fidelity       {st['fidelity']}\n" if st["fidelity"] else "") +
+          "".join(f"  rung {r['epochs']:>4}     {r['reached']} reached, {r['promoted']} "
+                  f"promoted, {r['pruned']} pruned; rank correlation with the final value "
+                  f"{_fmt(r['spearman'], 2)} "
+                  f"({r['pairs']} finished)\n" for r in st.get("rungs") or []
+                  if r['promoted'] is not None) +
           f"results        {statuses}\n"
           + (f"epochs         {st['epochs']:,} trained{st['epochs_budget']}\n"
              if st["epochs"] else "") +

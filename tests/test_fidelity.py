@@ -160,7 +160,9 @@ def test_budget_epochs_starts_no_candidate_once_spent(tiny, plugin):
 @pytest.mark.parametrize("rule", ["asha", "median"])
 def test_a_run_cut_after_every_line_resumes_to_the_same_decisions(tiny, plugin, rule, tmp_path,
                                                                  monkeypatch):
-    source, snapshots = recorded(config(tiny, plugin, f"ref-{rule}", rule), monkeypatch)
+    short = {"name": "aging", "population": 4, "sample": 2, "cycles": 8}
+    source, snapshots = recorded(config(tiny, plugin, f"ref-{rule}", rule, strategy=short),
+                                 monkeypatch)
     expected = trace(source)
     assert any(e[0] == "rung" for e in expected) and any(
         e[0] == "result" and e[2] == "pruned" for e in expected)
