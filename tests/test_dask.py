@@ -72,11 +72,14 @@ def wait_for_file(path: Path, procs, seconds: float = 60) -> str:
     raise AssertionError(f"{path} did not appear; see the logs in {path.parent}")
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
     """A `dask scheduler` and two `dask worker` processes (one single-threaded worker each) on
-    127.0.0.1, configured as the README says; yields the scheduler's address."""
+    127.0.0.1, configured as the README says; yields the scheduler's address. Started once for
+    the module's tests (each leaves the cluster idle)."""
     from distributed import Client
+
+    tmp_path = tmp_path_factory.mktemp("dask-cluster")
 
     config_dir = tmp_path / "dask-config"
     config_dir.mkdir()

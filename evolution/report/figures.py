@@ -19,7 +19,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from evolution.report.data import (RANDOM_WINDOW, Group, RunData, count, mantissa, number,
                                    si, value)
-from evolution.results import OK
+from evolution.results import OK, PRUNED
 from evolution.strategies import STRATEGIES
 
 
@@ -59,12 +59,15 @@ def _done(data: RunData) -> str:
 def plot_fitness(data: RunData) -> Figure:
     """The first objective of every evaluation against its index, with the best-so-far line.
     Trained (or evaluated) results are filled dots, cache hits (an architecture evaluated
-    before) open circles, and non-ok results red crosses along the bottom edge."""
+    before) open circles, candidates pruned at a rung grey triangles at the value they had
+    there, and other non-ok results red crosses along the bottom edge."""
     figure, ax = _new_figure(9, 4.8)
     ok = sorted(data.ok, key=lambda r: r["index"])
     trained = [r for r in ok if not r.get("cached")]
     cached = [r for r in ok if r.get("cached")]
-    failed = data.not_ok
+    pruned = [r for r in data.not_ok if r.get("status") == PRUNED and r.get("values")
+              and not r.get("cached")]
+    failed = [r for r in data.not_ok if r not in pruned]
     last = max(r["index"] for r in data.results)
     if trained:
         ax.scatter([r["index"] for r in trained], [value(r) for r in trained], s=20,
@@ -87,7 +90,7 @@ def plot_fitness(data: RunData) -> Figure:
         ax.scatter([top["index"]], [value(top)], marker="*", s=220, color="gold",
                    edgecolors="black", linewidths=0.7, zorder=4,
                    label=f"best {value(top):.4f} (evaluation {top['index']})")
-        values = [value(r) for r in ok]
+        values = [value(r) for r in ok + pruned]
         lo, hi = min(values), max(values)
         span = hi - lo or max(abs(hi), 1.0) * 0.1
         ax.set_ylim(lo - 0.18 * span, hi + 0.12 * span)
@@ -95,6 +98,10 @@ def plot_fitness(data: RunData) -> Figure:
         ax.set_ylim(0, 1)
         ax.text(0.5, 0.5, "no evaluation succeeded", transform=ax.transAxes, ha="center",
                 va="center", color="tab:red", fontsize=12)
+    if pruned:
+        ax.scatter([r["index"] for r in pruned], [value(r) for r in pruned], marker="v", s=22,
+                   color="tab:gray", alpha=0.7, zorder=3,
+                   label=f"pruned at a rung, at its value there ({len(pruned)})")
     if failed:
         statuses = Counter(r.get("status", "?") for r in failed)
         text = ", ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
