@@ -4,9 +4,14 @@ argument (with ``settings["params"]``, the ``{name: value}`` of a named choice s
 returns a number (the value of the one objective) or a dict of metrics holding
 every objective's metric.
 
-The run imports and calls it once in the parent before the search starts, so a wrong path or a
-wrong return type stops the run at once with a clear message instead of failing every
-evaluation. Workers import it again by path (never by pickling it).
+Workers import it by path (a module's function is never pickled); nothing calls it in the run's
+own process beforehand: the run's first evaluations are the check, and while nothing has
+succeeded a wrong path or a wrong return type stops the run with a clear message (see
+``evolution.loop``) instead of failing every evaluation. A Python callable given to
+:func:`evonas.search` travels to the workers serialised by dill (:func:`ship`). Under
+multi-fidelity the evaluator runs once per rung, with ``settings["epochs"]`` the epoch to
+train to, ``settings["start_epoch"]`` where the candidate stopped, and
+``settings["report"](epoch, metrics)`` to record its learning curve (see ``evolution.worker``).
 """
 from __future__ import annotations
 
