@@ -54,6 +54,10 @@ class Callback:
         """One evaluation applied: ``index``, ``status``, ``values`` (ok), ``metrics``,
         ``genome``, ``key``, ``cached``, plus the run's counts and ``best`` so far."""
 
+    def on_rung(self, event: dict[str, Any]) -> None:
+        """Multi-fidelity: a candidate was promoted at a rung (``index``, ``rung`` epochs,
+        ``values`` there, ``curve``, ``message``); a pruned one arrives as a result."""
+
     def on_window(self, event: dict[str, Any]) -> None:
         """A generation (``event["event"] == "generation"``) or window ended: its values,
         ``failures`` and ``infeasible`` since the previous one (and the front's size and
@@ -63,8 +67,8 @@ class Callback:
         """The best genome is being retrained (built-in trainer only)."""
 
 
-HOOKS = {"start": "on_start", "result": "on_result", "generation": "on_window",
-         "window": "on_window", "final_training": "on_final_training"}
+HOOKS = {"start": "on_start", "result": "on_result", "rung": "on_rung",
+         "generation": "on_window", "window": "on_window", "final_training": "on_final_training"}
 """Event name -> the :class:`Callback` method that receives it."""
 
 

@@ -205,3 +205,17 @@ def test_ask_tell_hands_a_promoted_candidate_out_again_from_its_rung(tiny):
         1 for i in {i for i, _, _ in steps} if (2, 4) not in
         [(s, e) for j, s, e in steps if j == i])
     assert record.counts()["epochs"] == sum(e - s for _, s, e in steps)
+
+
+def test_callbacks_hear_every_promotion(tiny, plugin):
+    from evolution.callbacks import Callback, as_progress
+
+    class Rungs(Callback):
+        heard: list = []
+
+        def on_rung(self, event):
+            self.heard.append((event["index"], event["rung"]))
+
+    summary = run(config(tiny, plugin), progress=as_progress([Rungs()]))
+    assert Rungs.heard == [(e["index"], e["rung"]) for e in events(summary.run_dir, "rung")]
+    assert Rungs.heard
