@@ -179,12 +179,13 @@ def test_surrogate_features_of_ranges_and_conditions_have_one_length():
 
 def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plugin):
     """With the surrogate: MIN_RESULTS random architectures first, then the best of them is the
-    centre and its unevaluated neighbours come in the surrogate's order, best predicted first."""
+    centre and its unevaluated neighbours come in the surrogate's order, best predicted first
+    (one worker: the first neighbour is asked once the whole design is in)."""
     from evolution.surrogate import MIN_RESULTS, Surrogate
     from genome import genome_from_dict, get_encoding
 
     config = make(tiny, plugin, "design", {"name": "local", "evaluations": 20},
-                  proposal={"surrogate": True})
+                  proposal={"surrogate": True}, pool={"backend": "serial", "workers": 1})
     summary = run(config)
     done = sorted(results(summary.run_dir), key=lambda e: e["index"])
     design, following = done[:MIN_RESULTS], done[MIN_RESULTS]
