@@ -175,3 +175,31 @@ def test_surrogate_features_of_ranges_and_conditions_have_one_length():
     assert {v[3] == -1.0 for v in vectors} == {True, False}  # k off for op a, on for op b
     middle = ChoiceGenome(("b", 0.01, 3))
     assert features(middle, config.search) == [0.0, 1.0, pytest.approx(0.5), 0.5]
+
+
+def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plugin):
+    """With the surrogate: MIN_RESULTS random architectures first, then the best of them is the
+    centre and its unevaluated neighbours come in the surrogate's order, best predicted first
+    (one worker: the first neighbour is asked once the whole design is in)."""
+    from evolution.surrogate import MIN_RESULTS, Surrogate
+    from genome import genome_from_dict, get_encoding
+
+    config = make(tiny, plugin, "design", {"name": "local", "evaluations": 20},
+                  proposal={"surrogate": True}, pool={"backend": "serial", "workers": 1})
+    summary = run(config)
+    done = sorted(results(summary.run_dir), key=lambda e: e["index"])
+    design, following = done[:MIN_RESULTS], done[MIN_RESULTS]
+    centre = max(design, key=lambda e: (e["values"][0], -e["index"]))["genome"]["values"]
+    seen = {json.dumps(e["genome"]["values"]) for e in design}
+    neighbours = [centre[:i] + [v] + centre[i + 1:] for i in range(len(centre))
+                  for v in range(4) if v != centre[i]]
+    unseen = [n for n in neighbours if json.dumps(n) not in seen]
+    assert following["genome"]["values"] in unseen
+
+    encoding = get_encoding("choice")
+    surrogate = Surrogate(encoding, config.search, config.seed)
+    model = surrogate.model([(e["genome"], e["values"][0]) for e in design])
+    candidates = [genome_from_dict({**following["genome"], "values": n}) for n in unseen]
+    scores = dict(zip(map(json.dumps, unseen), surrogate.score(model, candidates)))
+    assert scores[json.dumps(following["genome"]["values"])] == max(scores.values())
+    assert summary.trained == 20 and summary.cache_hits == 0

@@ -2,6 +2,12 @@
 exhaustively (not collected by pytest).
 
     .venv/bin/python tests/bench/bench_strategies.py [--seeds 30] [--jobs 2]
+        [--landscapes nk ...] [--budgets 25 50] [--strategies local+surrogate ...]
+        [--tpe-cache FILE]
+
+``--budgets`` reads fewer budgets (runs stop at the largest); ``--strategies`` runs only those
+(TPE always, as the reference); ``--tpe-cache`` keeps TPE's figures in a JSON file between runs
+(they depend only on landscape, seed and budgets).
 
 Landscapes (each normalised to [0, 1], its optimum known by enumeration):
   additive  choice space 6 positions x 5 values (15,625 architectures, NAS-Bench-201's size):
@@ -152,12 +158,23 @@ def best_at_budgets(values: list[tuple[bool, float]]) -> list[float]:
     return out + [best] * (len(BUDGETS) - len(out))
 
 
+def _budgeted(strategy: dict) -> dict:
+    """``strategy`` cut to the largest budget read (its proposals do not depend on it)."""
+    key = {"aging": "cycles", "genetic": "generations"}.get(strategy["name"], "evaluations")
+    total = BUDGETS[-1]
+    if strategy["name"] == "aging":
+        total -= strategy["population"]
+    elif strategy["name"] == "genetic":
+        total = -(-total // strategy["population"]) - 1
+    return {**strategy, key: max(1, total)}
+
+
 def run_evonas(landscape: str, name: str, seed: int, tmp: str) -> list[float]:
     table, choices = TABLES[landscape]
     strategy, proposal = STRATEGIES[name]
     config = config_from_dict({
         "seed": seed, "runs_dir": tmp, "search": search_space(landscape, choices),
-        "strategy": strategy, "proposal": {**proposal, "max_asks": 2000},
+        "strategy": _budgeted(strategy), "proposal": {**proposal, "max_asks": 2000},
         "evaluation": {"evaluator": "bench:table", "objective": "fitness"},
         "pool": {"backend": "serial"}, "snapshot_every": 1000})
     seen: list[tuple[bool, float]] = []
@@ -203,8 +220,11 @@ def run_tpe(landscape: str, seed: int) -> list[float]:
     return best_at_budgets(seen)
 
 
-def job(args: tuple[str, str, int]) -> tuple[str, str, int, list[float], float]:
-    landscape, name, seed = args
+def job(args: tuple[str, str, int, tuple[int, ...]]
+        ) -> tuple[str, str, int, list[float], float]:
+    landscape, name, seed, budgets = args
+    global BUDGETS
+    BUDGETS = budgets
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = (run_tpe(landscape, seed) if name == "TPE (optuna)"
@@ -222,18 +242,40 @@ def _init() -> None:
 
 
 def main() -> None:
+    global BUDGETS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--landscapes", nargs="+", default=list(LANDSCAPES))
+    parser.add_argument("--landscapes", nargs="+", default=list(LANDSCAPES),
+                        choices=list(LANDSCAPES))
+    parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                        choices=list(STRATEGIES))
+    parser.add_argument("--tpe-cache", type=Path, default=None)
     args = parser.parse_args()
-    names = list(STRATEGIES) + ["TPE (optuna)"]
-    jobs = [(land, name, seed) for land in args.landscapes for name in names
-            for seed in range(args.seeds)]
+    BUDGETS = tuple(sorted(args.budgets))
+    names = list(args.strategies) + ["TPE (optuna)"]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    cache = (json.loads(args.tpe_cache.read_text())
+             if args.tpe_cache and args.tpe_cache.exists() else {})
+
+    def cached(land: str, name: str, seed: int) -> str:
+        return json.dumps([land, seed, BUDGETS]) if name == "TPE (optuna)" else ""
+
+    jobs = [(land, name, seed, BUDGETS) for land in args.landscapes for name in names
+            for seed in seeds if cached(land, name, seed) not in cache]
     started = time.perf_counter()
     with Pool(args.jobs, initializer=_init) as pool:
         done = pool.map(job, jobs, chunksize=1)
+    done += [(land, name, seed, cache[cached(land, name, seed)], 0.0)
+             for land in args.landscapes for name in names for seed in seeds
+             if cached(land, name, seed) in cache]
     results = {(land, name, seed): out for land, name, seed, out, _ in done}
+    if args.tpe_cache:
+        cache.update({cached(land, name, seed): out for (land, name, seed), out in results.items()
+                      if name == "TPE (optuna)"})
+        args.tpe_cache.write_text(json.dumps(cache))
     seconds = {}
     for land, name, _, _, s in done:
         seconds[name] = seconds.get(name, 0.0) + s
@@ -250,8 +292,8 @@ def main() -> None:
         for name in names:
             row = f"{name:<17}"
             for i, _ in enumerate(BUDGETS):
-                best = [results[land, name, s][i] for s in range(args.seeds)]
-                tpe = [results[land, "TPE (optuna)", s][i] for s in range(args.seeds)]
+                best = [results[land, name, s][i] for s in seeds]
+                tpe = [results[land, "TPE (optuna)", s][i] for s in seeds]
                 wins = sum(b > t for b, t in zip(best, tpe))
                 ties = sum(b == t for b, t in zip(best, tpe))
                 hits = sum(b == optimum for b in best)
