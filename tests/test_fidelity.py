@@ -3,12 +3,10 @@
 curve (the built-in trainer's checkpoints are tested in test_checkpoint and test_fidelity_training)."""
 from __future__ import annotations
 
-import json
-import math
 
 import pytest
 
-from evolution import resume, run
+from evolution import run
 from evolution.config import ConfigError, config_from_dict
 from evolution.evaluator import EvaluatorError
 from evolution.fidelity import MedianStopping, SuccessiveHalving, rung_epochs

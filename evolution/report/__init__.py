@@ -49,22 +49,21 @@ def report_run(run_dir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     notes: dict[str, str] = {}
+    optional = {  # figures that need something the run may lack: why there is none
+        "accuracy_params": (plot_accuracy_params, "No figure of accuracy against parameters: "
+                            "no successful evaluation recorded a `params` metric (a user "
+                            "evaluator may return one)."),
+        "curves": (plot_curves, "No learning curves: no evaluation recorded a curve of two "
+                   "epochs or more (older runs record none; a user evaluator records one by "
+                   "calling `report(epoch, metrics)`).")}
     written.append(save(plot_fitness(data), out / "fitness.png"))
-    figure = plot_accuracy_params(data)
-    if figure is None:
-        notes["accuracy_params"] = ("No figure of accuracy against parameters: no successful "
-                                    "evaluation recorded a `params` metric (a user evaluator "
-                                    "may return one).")
-    else:
-        written.append(save(figure, out / "accuracy_params.png"))
+    for name, (plot, missing) in optional.items():
+        figure = plot(data)
+        if figure is None:
+            notes[name] = missing
+        else:
+            written.append(save(figure, out / f"{name}.png"))
     written.append(save(plot_spread(data), out / "spread.png"))
-    figure = plot_curves(data)
-    if figure is None:
-        notes["curves"] = ("No learning curves: no evaluation recorded a curve of two epochs or "
-                           "more (older runs record none; a user evaluator records one by "
-                           "calling `report(epoch, metrics)`).")
-    else:
-        written.append(save(figure, out / "curves.png"))
     if len(data.record.objectives) > 1:
         for name, figure in (("front", plot_front(data)),
                              ("hypervolume", plot_hypervolume(data))):
