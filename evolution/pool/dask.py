@@ -46,13 +46,17 @@ STARTED = "evonas-started"
 an evaluation queued behind a worker's restart is not timed meanwhile."""
 
 
-def run_task(task: dict[str, Any], threads: int, device: str) -> dict[str, Any]:
+def run_task(task: dict[str, Any], threads: int, device: str,
+             timed: bool = True) -> dict[str, Any]:
     """What a Dask worker runs: :func:`evolution.worker.evaluate_task` with ``threads`` torch
-    threads on ``device``, with the worker's address and pid added. Never raises."""
+    threads on ``device``, with the worker's address and pid added. Never raises. ``timed``
+    (a ``pool.timeout`` is set): first tell the pool the task started (a message to the
+    scheduler), since its clock counts from there."""
     from distributed import get_worker
 
     worker = get_worker()
-    worker.log_event(STARTED, {"key": worker.get_current_task()})  # the pool's clock starts
+    if timed:
+        worker.log_event(STARTED, {"key": worker.get_current_task()})
     set_threads(threads)
     result = evaluate_task({**task, "device": device}, in_worker=True)
     result.update(worker=get_worker().address, pid=os.getpid(), **where(device))
@@ -254,12 +258,13 @@ class DaskPool(Pool):
         if not self.free:
             raise RuntimeError("DaskPool.submit called with no free slot")
         future = self._client.submit(
-            run_task, task, self.threads, self.device, pure=False,
+            run_task, task, self.threads, self.device, self.timeout is not None, pure=False,
             key=f"evonas-evaluation-{task['index']}-{uuid.uuid4().hex[:8]}",
             resources={"GPU": 1} if self.gpu else None)
         with self._lock:
-            self._futures[future] = {"task": task, "submitted": time.monotonic(),
-                                     "started": None}
+            now = time.monotonic()  # untimed, a task is taken to start when submitted to a
+            self._futures[future] = {"task": task, "submitted": now,  # free slot
+                                     "started": None if self.timeout is not None else now}
             self._by_key[future.key] = future
         future.add_done_callback(self._done.put)
 
