@@ -26,6 +26,7 @@ import base64
 import hashlib
 import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from genome.errors import EvonasError
@@ -39,8 +40,9 @@ class EvaluatorError(EvonasError):
 CALLABLE = "callable"
 """The module part of ``evaluation.evaluator`` for a callable given to :func:`evonas.search`:
 ``callable:objective`` (``callable:lambda`` for a lambda)."""
-_SHIPPED: dict[str, str] = {}
-"""``callable:name`` -> the function serialised by dill (base64), while its search runs."""
+_SHIPPED: ContextVar[Mapping[str, str]] = ContextVar("evonas_shipped", default={})
+"""``callable:name`` -> the function serialised by dill (base64), while its search runs, in
+the context (thread) that runs it: two searches in two threads never see each other's."""
 LARGE_BYTES = 1 << 20
 """A shipped function this large travels with every evaluation: worth a warning."""
 
@@ -108,16 +110,11 @@ def shipping(func: Callable[..., Any], path: Optional[str] = None) -> Iterator[s
     """Make ``func`` this process's evaluator ``path`` (default ``callable:NAME``; the path
     it yields): tasks made meanwhile (:func:`shipped_for`) carry it to the workers."""
     path = path or callable_path(func)
-    blob = ship(func)
-    previous = _SHIPPED.get(path)
-    _SHIPPED[path] = blob
+    token = _SHIPPED.set({**_SHIPPED.get(), path: ship(func)})
     try:
         yield path
     finally:
-        if previous is None:
-            _SHIPPED.pop(path, None)
-        else:
-            _SHIPPED[path] = previous
+        _SHIPPED.reset(token)
 
 
 def check_resolvable(path: str) -> None:
@@ -130,7 +127,7 @@ def check_resolvable(path: str) -> None:
 
 def shipped_for(path: Optional[str]) -> Optional[str]:
     """The serialised function of evaluator ``path`` when it is a shipped callable."""
-    return _SHIPPED.get(path) if path else None
+    return _SHIPPED.get().get(path) if path else None
 
 
 @functools.lru_cache(maxsize=4)

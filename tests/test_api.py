@@ -38,6 +38,30 @@ def test_a_closure_objective_runs_in_process_and_sees_named_params(tiny):
     assert config["evaluation"]["evaluator"] == "callable:score"
 
 
+def test_two_searches_in_two_threads_each_evaluate_with_their_own_objective(tiny):
+    """Both objectives are named ``score``: each thread's tasks carry its own."""
+    import threading
+
+    both_started = threading.Barrier(2, timeout=120)  # both inside their search at once
+
+    def searcher(value, out):
+        def score(genome):
+            return value
+        out[value] = evonas.search(
+            small(tiny, name=f"thread-{value}", pool={"backend": "serial"}), objective=score,
+            progress=lambda event: event["event"] == "start" and both_started.wait())
+
+    out: dict = {}
+    threads = [threading.Thread(target=searcher, args=(v, out)) for v in (1.0, 2.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for value, summary in out.items():
+        results = [e for e in read_journal(summary.run_dir) if e["event"] == "result"]
+        assert results and all(r["values"] == [value] for r in results)
+
+
 def test_an_objective_that_cannot_be_shipped_names_what_it_captured(tiny):
     db = sqlite3.connect(":memory:")  # a connection cannot travel to another process
     table = {"a": 1.0}
