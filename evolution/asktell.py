@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from evolution.config import Config, ConfigError
 from evolution.evaluator import normalise
+from evolution.fidelity import task_step
 from evolution.journal import (CONFIG, FORMAT, IDENTITY, RunDirectory, differences,
                                frozen_config, read_events)
 from evolution.objectives import values_of
@@ -164,7 +165,7 @@ class Run:
         genome = genome_from_dict(task["genome"])
         _, searched = get_encoding(genome.encoding).split(genome)
         named = get_encoding(self.config.search.encoding).named(genome, self.config.search)
-        step = task.get("fidelity") or {"start": 0, "stop": task["evaluation"]["epochs"]}
+        step = task_step(task, task["evaluation"]["epochs"])
         return Trial(task["index"], task["seed"], genome, params=dict(named or {}),
                      settings={**task["evaluation"], **searched, "epochs": step["stop"]},
                      start_epoch=step["start"])
@@ -190,7 +191,7 @@ class Run:
             self._pool.out[index] = task  # nothing recorded: tell it again
             raise
         if result["status"] != FAILED:  # the epochs it was asked to train
-            step = task.get("fidelity") or {"start": 0, "stop": task["evaluation"]["epochs"]}
+            step = task_step(task, task["evaluation"]["epochs"])
             result["epochs"] = step["stop"] - step["start"]
         search = self._search
         search._arrived(result)  # under multi-fidelity a rung: promoted, it is asked again

@@ -82,6 +82,13 @@ RULES: dict[str, type[Rule]] = {rule.name: rule for rule in (Full, SuccessiveHal
                                                             MedianStopping)}
 
 
+def task_step(task: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """What a task trains: its ``fidelity`` step (``start`` and ``stop`` epochs, the ``top``
+    rung, the ``checkpoint`` bytes to continue from), or all ``epochs`` in one step."""
+    return task.get("fidelity") or {"start": 0, "stop": epochs, "top": epochs,
+                                    "checkpoint": None}
+
+
 def rung_epochs(min_epochs: int, eta: int, top: int) -> list[int]:
     """The epochs a candidate stops at for a decision, then ``top``: ``min_epochs * eta**k``
     below ``top``. ``rung_epochs(1, 3, 9) == [1, 3, 9]``."""

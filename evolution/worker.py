@@ -74,13 +74,13 @@ def _metrics(task: Mapping[str, Any], constraints: Any) -> dict[str, Any]:
     continue from): the evaluator's, or the built-in trainer's with its learning curve
     (``curve``), the epochs this step trained (``epochs_trained``) and, below the top rung,
     the checkpoint to continue from (``checkpoint``, bytes)."""
+    from evolution.fidelity import task_step
     from evolution.tuning import split
     from genome import genome_from_dict
 
     genome, searched = split(genome_from_dict(task["genome"]))  # tuned: settings searched
     evaluation = {**task["evaluation"], **searched}
-    step = task.get("fidelity") or {"start": 0, "stop": evaluation["epochs"], "top":
-                                    evaluation["epochs"], "checkpoint": None}
+    step = task_step(task, evaluation["epochs"])
     task = {**task, "evaluation": {**evaluation, "epochs": step["stop"]}}
     if task.get("evaluator"):
         from evolution.evaluator import call_evaluator
