@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 import time
@@ -143,7 +144,7 @@ class Search:
         self.next_index = 0
         self.asked: dict[int, dict[str, Any]] = {}       # index -> ask event, until applied
         self.cache: dict[str, dict[str, Any]] = {}       # key -> result that trained it
-        self.observed: list[tuple[dict[str, Any], float]] = []  # ok trained: genome, value
+        self.observed: list[tuple[dict[str, Any], float, float]] = []  # for the surrogate
         self.best: Optional[dict[str, Any]] = None
         self.counts = dict.fromkeys(COUNTS, 0)
         self.front = Front(self.objectives.weights) if len(self.objectives) > 1 else None
@@ -182,12 +183,22 @@ class Search:
         """Whether an architecture was evaluated (cached) or is asked and not yet applied."""
         return key in self.cache or any(e["key"] == key for e in self.asked.values())
 
-    def observations(self) -> list[tuple[dict[str, Any], float]]:
-        """Ok trained results in training order: genome dict, first objective to maximise."""
+    def observations(self) -> list[tuple[dict[str, Any], float, float]]:
+        """Trained results that finished or were pruned, in training order (see
+        :data:`evolution.surrogate.Observation`)."""
         return self.observed
 
-    def _observe(self, genome: dict[str, Any], values: list[float]) -> None:
-        self.observed.append((genome, values[0] * self.objectives.weights[0]))
+    def _observe(self, entry: dict[str, Any]) -> None:
+        """Keep a trained result for the surrogate: a finished one, or a pruned one with its
+        value at the rung and the rungs it fell short (its violation)."""
+        values, status = entry.get("values"), entry["status"]
+        if status == OK:
+            short = 0.0
+        elif status == PRUNED and values and math.isfinite(values[0]):
+            short = float(entry.get("violation") or 0.0)
+        else:
+            return
+        self.observed.append((entry["genome"], values[0] * self.objectives.weights[0], short))
 
     # ------------------------------------------------------------------------------ live loop
     def loop(self) -> None:
@@ -387,8 +398,7 @@ class Search:
                 del self.running[key]
             if status != CRASHED:  # a crash is not the architecture's fault
                 self.cache[key] = cache_entry(event)
-            if status == OK:
-                self._observe(event["genome"], event["values"])
+            self._observe(event)
         ok = status == OK
         if ok:
             if self.best is None or (self.objectives.rank_key(event)
@@ -405,6 +415,8 @@ class Search:
             self.progress({**event, "best": self.best and self.best["values"][0],
                            **self.counts, "running": self.pool.running,
                            "utilization": self.pool.utilization})
+        if event.get("curve") and not event["cached"]:
+            self.strategy.tell_curve(ask["ticket"], event["curve"])
         tell = self.strategy.tell_repeat if event["cached"] else self.strategy.tell
         extras = [self._measured(extra) for extra in tell(
             ask["ticket"], event["values"] if ok or status == PRUNED else None,
@@ -505,8 +517,7 @@ class Search:
         self.strategy.budget = self.config.strategy.budget + self.counts["cache_hits"]
         self.observed = []
         for entry in self.cache.values():  # in the order they were trained
-            if entry["status"] == OK:
-                self._observe(entry["genome"], entry["values"])
+            self._observe(entry)
         self.strategy.proposer.pending.clear()  # what it proposed is asked (or replayed)
         if self.front is not None:
             self.front.members = [(list(v), i) for v, i in search["front"]]

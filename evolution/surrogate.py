@@ -37,6 +37,11 @@ TREES = 24
 OPTIMISM = 0.5
 """Score = mean + OPTIMISM x standard deviation over the trees."""
 
+Observation = tuple[dict[str, Any], float, float]
+"""A trained result the model learns from: the genome dict, the first objective turned so that
+larger is better, and how many rungs of a multi-fidelity rule it fell short of the top (0 for a
+finished result; a pruned one's value is its value at the rung where it stopped)."""
+
 Features = Callable[[Any, Any], list[float]]
 FEATURES = Registry("surrogate feature map")
 """``search.encoding`` -> ``features(genome, space) -> list of floats`` (fixed length per
@@ -78,6 +83,18 @@ FEATURES.add("binary", _binary)
 FEATURES.add("cell", _cell)
 
 
+def targets(observations: Sequence[Observation]) -> np.ndarray:
+    """What the model regresses: the value, less (rungs short) x the values' range, so that a
+    pruned candidate ranks below every finished one and below those pruned at a higher rung, as
+    strategies rank them (see :mod:`evolution.fidelity`); without pruned results, the values.
+    Learning from the pruned candidates gives the model most of a multi-fidelity run's results
+    (with ``eta`` 3, eight in nine candidates stop at a rung)."""
+    values = np.array([v for _, v, _ in observations], dtype=np.float64)
+    short = np.array([s for _, _, s in observations], dtype=np.float64)
+    spread = float(values.max() - values.min()) if len(values) else 0.0
+    return values - short * (spread or 1.0)
+
+
 def refit_point(n: int) -> int:
     """The number of results the model in force at ``n`` results was fitted on (0: none)."""
     if n < MIN_RESULTS:
@@ -107,9 +124,9 @@ class Surrogate:
         self.fits = 0
         self.fit_seconds = 0.0
 
-    def model(self, observations: Sequence[tuple[dict[str, Any], float]]) -> Any:
-        """The fitted model in force with these results (a genome dict and the value to
-        maximise, in training order: a list that only grows), or ``None``."""
+    def model(self, observations: Sequence[Observation]) -> Any:
+        """The fitted model in force with these results (in training order: a list that only
+        grows), or ``None``."""
         if self.features is None:
             return None
         m = refit_point(len(observations))
@@ -122,10 +139,10 @@ class Surrogate:
         started = time.perf_counter()
         from genome import genome_from_dict
 
-        for genome, _ in observations[len(self._rows):m]:
+        for genome, _, _ in observations[len(self._rows):m]:
             self._rows.append(self.features(genome_from_dict(genome), self.space))
         x = np.array(self._rows[:m], dtype=np.float32)
-        y = np.array([v for _, v in observations[:m]], dtype=np.float64)
+        y = targets(observations[:m])
         digest = hashlib.sha256(f"evonas-surrogate:{self.seed}:{m}".encode()).digest()
         forest = ExtraTreesRegressor(n_estimators=TREES, min_samples_leaf=1, n_jobs=1,
                                      random_state=int.from_bytes(digest[:4], "big"))

@@ -217,3 +217,62 @@ def test_callbacks_hear_every_promotion(tiny, plugin):
     summary = run(config(tiny, plugin), progress=as_progress([Rungs()]))
     assert Rungs.heard == [(e["index"], e["rung"]) for e in events(summary.run_dir, "rung")]
     assert Rungs.heard
+
+
+def test_the_surrogate_ranks_a_pruned_candidate_below_the_finished_ones():
+    from evolution.surrogate import targets
+
+    y = targets([({}, 0.9, 0.0), ({}, 0.5, 0.0), ({}, 0.95, 1.0), ({}, 0.99, 2.0)])
+    assert y[2] < min(y[:2]) and y[3] < y[2]  # one rung short, then two: as strategies rank
+    assert list(targets([({}, 0.9, 0.0), ({}, 0.5, 0.0)])) == [0.9, 0.5]
+
+
+def test_the_surrogate_learns_from_the_pruned_candidates_too(tiny, plugin, monkeypatch):
+    """Most candidates of a multi-fidelity run stop at a rung: the model fits on them as well
+    (every trained result that finished or was pruned, in the order they came), so it starts
+    long before MIN_RESULTS candidates have finished."""
+    from evolution import surrogate
+
+    fitted = []
+    real = surrogate.targets
+    monkeypatch.setattr(surrogate, "targets", lambda obs: fitted.append(list(obs)) or real(obs))
+    summary = run(config(tiny, plugin, proposal={"surrogate": True, "candidates": 4}))
+    trained = [(e["genome"], e["values"][0], e["violation"] if e["status"] == "pruned" else 0.0)
+               for e in events(summary.run_dir, "result") if not e["cached"]]
+    assert fitted and fitted[-1] == trained[:len(fitted[-1])]
+    first = fitted[0]
+    assert len(first) == surrogate.MIN_RESULTS
+    assert sum(short == 0 for _, _, short in first) < surrogate.MIN_RESULTS
+    assert {short for _, _, short in fitted[-1]} == {0.0, 1.0, 2.0}
+
+
+@pytest.mark.slow
+def test_a_surrogate_run_with_pruning_cut_after_every_line_resumes_alike(tiny, plugin,
+                                                                        tmp_path, monkeypatch):
+    """The model is rebuilt from the cache and journal on resume, pruned results included."""
+    short = {"name": "aging", "population": 4, "sample": 2, "cycles": 10}
+    source, snapshots = recorded(config(tiny, plugin, "ref-surrogate", strategy=short,
+                                        proposal={"surrogate": True, "candidates": 4}),
+                                 monkeypatch)
+    assert_every_cut_resumes(source, snapshots, trace(source), tmp_path)
+
+
+def test_strategies_hear_each_trained_candidates_curve_before_its_values(tiny, plugin,
+                                                                          monkeypatch):
+    from evolution.strategies.aging import AgingStrategy
+    from evolution.strategies.base import Strategy
+
+    heard, told = [], []  # (ticket, curve); (ticket, curves heard by then)
+    tell = AgingStrategy.tell
+    monkeypatch.setattr(Strategy, "tell_curve",
+                        lambda self, ticket, curve: heard.append((ticket, list(curve))))
+    monkeypatch.setattr(AgingStrategy, "tell", lambda self, ticket, *args, **kwargs: (
+        told.append((ticket, len(heard))), tell(self, ticket, *args, **kwargs))[1])
+    summary = run(config(tiny, plugin))
+    tickets = {e["index"]: e["ticket"] for e in events(summary.run_dir, "ask")}
+    trained = [(tickets[e["index"]], e["curve"]) for e in events(summary.run_dir, "result")
+               if not e["cached"]]
+    assert heard == trained  # pruned ones too, each from its first epoch
+    assert {len(curve) for _, curve in heard} == {1, 3, 9}  # pruned at 1, at 3, finished
+    heard_by = dict(told)
+    assert all(ticket in {t for t, _ in heard[:heard_by[ticket]]} for ticket, _ in trained)

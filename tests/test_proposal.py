@@ -198,7 +198,7 @@ def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plu
 
     encoding = get_encoding("choice")
     surrogate = Surrogate(encoding, config.search, config.seed)
-    model = surrogate.model([(e["genome"], e["values"][0]) for e in design])
+    model = surrogate.model([(e["genome"], e["values"][0], 0.0) for e in design])
     candidates = [genome_from_dict({**following["genome"], "values": n}) for n in unseen]
     scores = dict(zip(map(json.dumps, unseen), surrogate.score(model, candidates)))
     assert scores[json.dumps(following["genome"]["values"])] == max(scores.values())

@@ -152,6 +152,13 @@ class Strategy(ABC):
         its ``violation`` (see :data:`Values`). Returns events worth recording, such as a
         finished generation."""
 
+    def tell_curve(self, ticket: int, curve: Sequence[Mapping[str, Any]]) -> None:
+        """The learning curve of an asked genome that trained, just before its :meth:`tell`
+        (on a resume's replay too): points ``{"epoch": e, metric: value, ...}`` from its first
+        epoch to where it finished or was pruned (see :mod:`evolution.curves`). Nothing by
+        default; a strategy that reads curves overrides it (and keeps in its state what it
+        needs of them)."""
+
     def tell_repeat(self, ticket: int, values: Values, violation: float = 0.0
                     ) -> list[dict[str, Any]]:
         """A result the run's cache answered (the architecture was evaluated before): free, so

@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 class History(Protocol):
     """What the run loop tells a proposer: which canonical keys are evaluated or in flight, and
-    the results so far (``(genome dict, value to maximise)`` in the order they were trained)."""
+    the trained results so far, finished or pruned, in the order they were trained (see
+    :data:`evolution.surrogate.Observation`)."""
 
     def known(self, key: str) -> bool: ...
 
-    def observations(self) -> list[tuple[dict[str, Any], float]]: ...
+    def observations(self) -> list[tuple[dict[str, Any], float, float]]: ...
 
 
 class Proposer:
@@ -73,7 +74,7 @@ class Proposer:
     def known(self, key: str) -> bool:
         return self.history is not None and (key in self.pending or self.history.known(key))
 
-    def observations(self) -> list[tuple[dict[str, Any], float]]:
+    def observations(self) -> list[tuple[dict[str, Any], float, float]]:
         return self.history.observations() if self.history is not None else []
 
     # ------------------------------------------------------------------------ decoration
