@@ -4,11 +4,14 @@ real training over the embedded digits (not collected by pytest).
 
     .venv/bin/python tests/bench/bench_multifidelity.py [--seeds 0 1 2] [--spaces binary cell]
         [--candidates N] [--epochs N] [--min-epochs N] [--eta 3] [--workers 2]
+        [--no-same-epochs] [--no-surrogate]
 
-Per space and seed, side by side (and ASHA again with the full-fidelity run's epochs as its
-``budget_epochs``, so that it trains more candidates at the same cost): training epochs spent, training seconds (every step's
-``train_seconds``) and wall seconds, the best candidate's validation accuracy during the
-search and its test accuracy after the final retraining (the same retraining for both).
+Per space and seed, side by side: full fidelity, ASHA, ASHA again with the full-fidelity run's
+epochs as its ``budget_epochs`` (so that it trains more candidates at the same cost) and ASHA
+with the surrogate ranking proposals (``proposal.surrogate``, fitted on the pruned candidates
+too): training epochs spent, training seconds (every step's ``train_seconds``) and wall
+seconds, the best candidate's validation accuracy during the search and its test accuracy after
+the final retraining (the same retraining for all).
 Then, from the full-fidelity runs (every candidate's whole learning curve), the Spearman rank
 correlation between the validation accuracy at the first rung and at the top: how far the
 first rung's ranking can be trusted on this task.
@@ -16,18 +19,18 @@ first rung's ranking can be trusted on this task.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from evolution.config import config_from_dict  # noqa: E402
+from evolution.curves import spearman  # noqa: E402
 from evolution.journal import read_journal  # noqa: E402
 from evolution.loop import run  # noqa: E402
 
@@ -46,13 +49,15 @@ per epoch on the CPU, so their search is shorter."""
 
 
 def config(space: str, seed: int, args: argparse.Namespace, rule: str, tmp: str,
-           budget_epochs: int | None = None):
+           budget_epochs: int | None = None, surrogate: bool = False):
     """Aging evolution over ``args.candidates``; with ``budget_epochs``, as many candidates as
-    that many epochs allow (ASHA at the full-fidelity run's cost)."""
+    that many epochs allow (ASHA at the full-fidelity run's cost); ``surrogate``: proposals
+    ranked by the surrogate (which learns from the pruned candidates too)."""
     population = max(4, args.candidates // 4)
     cycles = args.candidates - population if budget_epochs is None else 100 * args.candidates
     return config_from_dict({
-        "name": f"{space}-{rule}-{seed}-{budget_epochs}", "runs_dir": tmp, "seed": seed,
+        "name": f"{space}-{rule}-{seed}-{budget_epochs}-{surrogate}", "runs_dir": tmp,
+        "seed": seed, "proposal": {"surrogate": surrogate},
         "search": SPACES[space],
         "strategy": {"name": "aging", "population": population, "sample": 3,
                      "cycles": cycles},
@@ -61,22 +66,6 @@ def config(space: str, seed: int, args: argparse.Namespace, rule: str, tmp: str,
         "fidelity": {"rule": rule, "min_epochs": args.min_epochs, "eta": args.eta,
                      "budget_epochs": budget_epochs},
         "pool": {"backend": "local", "workers": args.workers, "threads_per_worker": 1}})
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(x: list[float]) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x), dtype=float)
-        values = np.asarray(x)
-        for v in np.unique(values):  # ties share their mean rank
-            r[values == v] = r[values == v].mean()
-        return r
-    ra, rb = ranks(a), ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def measure(summary, first_rung: int) -> dict:
@@ -109,6 +98,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--same-epochs", action=argparse.BooleanOptionalAction, default=True,
                         help="also run asha with the full run's epochs as budget_epochs")
+    parser.add_argument("--surrogate", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run asha with proposal.surrogate")
     given = parser.parse_args()
     print(f"aging evolution against aging + asha (eta {given.eta}) on digits; "
           f"{given.workers} workers")
@@ -119,23 +110,25 @@ def main() -> None:
                                                         if getattr(given, k) is None}})
         print(f"{space}: {args.candidates} candidates, rungs at {args.min_epochs} * "
               f"{args.eta}**k epochs up to {args.epochs}")
-        rows: dict[str, list] = {"full": [], "asha": [], "asha, same epochs": []}
+        rows: dict[str, list] = {"full": [], "asha": []}
+        rows.update({"asha, same epochs": []} if args.same_epochs else {})
+        rows.update({"asha + surrogate": []} if args.surrogate else {})
         with tempfile.TemporaryDirectory() as tmp:
             for seed in args.seeds:
                 for name in rows:
                     rule = "none" if name == "full" else "asha"
                     budget = rows["full"][-1]["epochs"] if name == "asha, same epochs" else None
-                    if budget is not None and not args.same_epochs:
-                        continue
                     start = time.perf_counter()
-                    summary = run(config(space, seed, args, rule, tmp, budget))
+                    summary = run(config(space, seed, args, rule, tmp, budget,
+                                         surrogate=name == "asha + surrogate"))
                     m = {**measure(summary, args.min_epochs),
                          "wall": time.perf_counter() - start}
                     rows[name].append(m)
                     print(f"{space:<7}{seed:>5}  {name:<16}{m['candidates']:>11}{m['epochs']:>7}"
                           f"{m['pruned']:>7}{m['train_seconds']:>9.1f}{m['wall']:>8.1f}"
                           f"{m['val']:>9.4f}{m['test']:>8.4f}", flush=True)
-        full, asha, same = rows["full"], rows["asha"], rows["asha, same epochs"]
+        full, asha = rows["full"], rows["asha"]
+        same, ranked = rows.get("asha, same epochs"), rows.get("asha + surrogate")
 
         def mean(rs, key):
             return statistics.mean(r[key] for r in rs)
@@ -153,7 +146,15 @@ def main() -> None:
             print(f"{space}: at the full runs' epochs, asha trained {mean(same, 'candidates'):.0f} "
                   f"candidates: test {mean(same, 'test'):.4f} vs {mean(full, 'test'):.4f} "
                   f"(equal or better on {wins} of {len(same)} seeds)")
+        if ranked:
+            wins = sum(a["test"] >= f["test"] for a, f in zip(ranked, full))
+            print(f"{space}: asha + surrogate: epochs {mean(ranked, 'epochs'):.0f} "
+                  f"({mean(full, 'epochs') / mean(ranked, 'epochs'):.2f}x fewer than full); "
+                  f"best val {mean(ranked, 'val'):.4f}; test {mean(ranked, 'test'):.4f} vs "
+                  f"{mean(full, 'test'):.4f} full, {mean(asha, 'test'):.4f} asha (equal or "
+                  f"better than full on {wins} of {len(ranked)} seeds)")
         rhos = [spearman(r["firsts"], r["finals"]) for r in full]
+        rhos = [math.nan if rho is None else rho for rho in rhos]
         print(f"{space}: Spearman of validation accuracy at epoch {args.min_epochs} vs epoch "
               f"{args.epochs} over each full run's candidates: "
               + ", ".join(f"{rho:.2f}" for rho in rhos)
