@@ -103,6 +103,33 @@ def test_tournament_is_deaps_with_replacement_drawing_from_the_strategy_rng():
     assert 0.2 < worse < 0.3
 
 
+def test_lends_from_two_threads_take_turns_and_each_draws_its_own_sequence():
+    """Two searches in one process lend their generators from two threads: each operator call
+    draws exactly its own generator's numbers, and the module's functions are its own after."""
+    import threading
+
+    from genome.rng import lend
+
+    own = random.random
+    draws: dict[int, list[float]] = {1: [], 2: []}
+
+    def search(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(2000):
+            with lend(rng):
+                draws[seed].append(random.random() + random.choice(range(10)))
+
+    threads = [threading.Thread(target=search, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        alone = random.Random(seed)
+        assert draws[seed] == [alone.random() + alone.choice(range(10)) for _ in range(2000)]
+    assert random.random == own
+
+
 def test_aging_is_asynchronous(tiny):
     strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 3, "sample": 2,
                                                 "cycles": 10})
