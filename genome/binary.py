@@ -24,6 +24,7 @@ import networkx as nx
 from deap import tools
 from pydantic import Field, model_validator
 
+from genome.canonical import once
 from genome.errors import GenomeError
 from genome.registry import Encoding, Graph, register
 from genome.rng import lend
@@ -176,6 +177,7 @@ class BinaryGenome:
                 graph.add_edge(v, k + 1)
         return graph
 
+    @once
     def key(self) -> str:
         """Canonical key: equal for genomes that decode to the same network.
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
 
 from pydantic import Field, model_validator
 
+from genome.canonical import once
 from genome.errors import GenomeError
 from genome.registry import Encoding, Graph, register
 from genome.section import Section
@@ -116,6 +117,7 @@ class CellGenome:
         return frozenset(b[k] for name in CELLS for b in self.cell(name) for k in (1, 3))
 
     # ----------------------------------------------------------------------------- structure
+    @once
     def key(self) -> str:
         """Canonical key: equal for genomes that decode to the same network, different otherwise.
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, Mapping, Optional, Sequence, Union
 from pydantic import (Field, PrivateAttr, StrictBool, StrictFloat, StrictInt, StrictStr,
                       model_validator)
 
+from genome.canonical import once
 from genome.errors import GenomeError
 from genome.params import Space, as_space, dim_spec
 from genome.registry import Encoding, register
@@ -69,6 +70,7 @@ class ChoiceGenome:
             raise GenomeError(f"genome {self}: {exc}") from None
         return self
 
+    @once
     def key(self) -> str:
         return self.to_string()
 

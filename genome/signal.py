@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar, Literal, Mapping, Optional
 
 from pydantic import Field, model_validator
 
+from genome.canonical import once
 from genome.errors import GenomeError
 from genome.registry import Encoding, register
 from genome.section import Section
@@ -133,6 +134,7 @@ class SignalGenome:
         return (f"{self.features}*{self.memory}|{blocks}|{gmp}|"
                 f"{'res' if self.residual else 'nores'}")
 
+    @once
     def key(self) -> str:
         """Canonical: two genomes build the same network exactly when their keys are equal."""
         return self.to_string()
@@ -305,7 +307,7 @@ def crossover(a: SignalGenome, b: SignalGenome, rng: random.Random, *, p_c: floa
     ``q_c`` (a longer parent keeps its extra blocks). Returns two new genomes."""
     if rng.random() >= p_c:
         return a, b
-    x, y = dict(vars(a)), dict(vars(b))
+    x, y = ({f.name: getattr(g, f.name) for f in fields(g)} for g in (a, b))
     for gene in ("features", "memory", "gmp", "residual"):
         if rng.random() < q_c:
             x[gene], y[gene] = y[gene], x[gene]

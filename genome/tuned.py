@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal, Mapping, Optional
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from genome.canonical import once
 from genome.choice import crossover as cross_values
 from genome.choice import mutate as mutate_values
 from genome.choice import mutate_one as mutate_one_value
@@ -62,6 +63,7 @@ class TunedGenome:
         """The settings as a dict."""
         return dict(self.settings)
 
+    @once
     def key(self) -> str:
         return f"{self.genome.key()}{SEPARATOR}{self._settings_text()}"
 
