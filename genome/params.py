@@ -16,11 +16,12 @@ canonical form and survives JSON exactly. Every draw uses the ``random.Random`` 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from genome.errors import GenomeError
 
@@ -34,6 +35,15 @@ NEIGHBOUR_SCALE = 0.1
 def _same(a: Value, b: Value) -> bool:
     """Equal as JSON values (``1``, ``1.0`` and ``True`` differ)."""
     return json.dumps(a) == json.dumps(b)
+
+
+def _identity(value: Value) -> Any:
+    """A dictionary key equal for two values exactly when :func:`_same` holds: the type and
+    value of a string, integer, boolean or ``None`` (the common cases, without encoding them),
+    else the JSON text."""
+    if value is None or type(value) in (str, int, bool):
+        return type(value), value
+    return json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ class Dim:
         raise NotImplementedError
 
     def active(self, named: Mapping[str, Value]) -> bool:
-        return all(any(_same(named.get(n), v) for v in allowed) for n, allowed in self.when)
+        return not self.when or all(any(_same(named.get(n), v) for v in allowed)
+                                    for n, allowed in self.when)
 
 
 @dataclass(frozen=True)
@@ -82,11 +93,24 @@ class Categorical(Dim):
         return rng.choice(list(self.values))
 
     def neighbour(self, value: Value, rng: random.Random) -> Value:
-        others = [v for v in self.values if not _same(v, value)]
+        at = self.index(value)
+        others = [v for i, v in enumerate(self.values) if i != at]
         return rng.choice(others) if others else value
 
     def contains(self, value: Value) -> bool:
-        return any(_same(value, v) for v in self.values)
+        return self.index(value) is not None
+
+    def index(self, value: Value) -> Optional[int]:
+        """The position of ``value`` among the values (compared as JSON, as :func:`_same`
+        does), ``None`` if it is not one of them."""
+        return self._positions.get(_identity(value))
+
+    @functools.cached_property
+    def _positions(self) -> dict[Any, int]:
+        positions: dict[Any, int] = {}
+        for i, v in enumerate(self.values):
+            positions.setdefault(_identity(v), i)
+        return positions
 
     @property
     def variable(self) -> bool:
@@ -276,6 +300,11 @@ class Space:
     dims: tuple[Dim, ...]
     named: bool = True
 
+    @functools.cached_property
+    def conditional(self) -> bool:
+        """Whether some dimension exists only under a condition."""
+        return any(dim.when for dim in self.dims)
+
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "Space":
         """Build from ``{name: spec}`` (config order); errors are :class:`GenomeError`."""
@@ -305,6 +334,9 @@ class Space:
     def repair(self, values: Sequence[Value], rng: random.Random) -> tuple[Value, ...]:
         """``values`` with every inactive dimension ``None`` and every active one that is
         ``None`` drawn (in order, so conditions see the repaired earlier values)."""
+        if not self.conditional:
+            return tuple(dim.sample(rng) if value is None else value
+                         for dim, value in zip(self.dims, values))
         named: dict[str, Value] = {}
         out = []
         for dim, value in zip(self.dims, values):
