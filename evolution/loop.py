@@ -48,6 +48,10 @@ FAIL_FAST = 3
 ASKS_PER_BUDGET = 2
 """Without ``proposal.max_asks``, a run ends after this many times its budget in evaluations
 (cache hits included): a search that only proposes what it has seen has converged."""
+SNAPSHOT_SHARE = 20
+"""A snapshot holds the cache, so it grows with the run: it is written at most every
+``1 / SNAPSHOT_SHARE`` of the architectures evaluated so far (every 50 results at 1,000), which
+keeps its cost per result flat and bounds what a resume replays to that share of the run."""
 COUNTS = ("evaluations", "trained", "cache_hits", "skipped", "infeasible", "failures",
           "pruned", "epochs")
 """What a run counts: ``trained`` + ``cache_hits`` + ``skipped`` (infeasible before training)
@@ -428,7 +432,8 @@ class Search:
             self.run_dir.append({**extra, "time": time.time()})
             self.progress(extra)
         self._since_snapshot += 1
-        if extras or self._since_snapshot >= self.config.snapshot_every:
+        if ((extras or self._since_snapshot >= self.config.snapshot_every)
+                and self._since_snapshot >= len(self.cache) // SNAPSHOT_SHARE):
             self.snapshot()
         if not event["cached"]:
             waiting = self.waiting.pop(key, [])
