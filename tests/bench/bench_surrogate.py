@@ -1,7 +1,7 @@
 """Engine overhead per evaluation with the surrogate on and off, at 1,000 results (not collected
 by pytest).
 
-    .venv/bin/python tests/bench/bench_surrogate.py [--at 1000] [--window 200]
+    .venv/bin/python tests/bench/bench_surrogate.py [--at 1000] [--window 200] [--repeat 3]
 
 Aging evolution (P 20, S 5) on a choice space of 10 positions x 5 values (9.8 million
 architectures: nothing runs out), a trivial evaluator that returns at once, the serial pool and
@@ -13,6 +13,7 @@ and with the surrogate its refits and their time over the whole run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -62,16 +63,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--at", type=int, default=1000)
     parser.add_argument("--window", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per setting, alternating; the median and range are printed")
     args = parser.parse_args()
+    runs: dict[bool, list[dict]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
-        off = measure(tmp, False, args.at, args.window)
-        on = measure(tmp, True, args.at, args.window)
-    print(f"engine time per evaluation, evaluations {args.at}-{args.at + args.window}:")
-    print(f"{'surrogate':<10} {'wall ms / eval':>15} {'CPU ms / eval':>14} "
+        for attempt in range(args.repeat):
+            for surrogate in (False, True):
+                runs[surrogate].append(measure(f"{tmp}/{attempt}", surrogate, args.at,
+                                               args.window))
+    print(f"engine time per evaluation, evaluations {args.at}-{args.at + args.window}, "
+          f"median (min-max) of {args.repeat} runs each:")
+    print(f"{'surrogate':<10} {'wall ms / eval':>20} {'CPU ms / eval':>20} "
           f"{'refits (whole run)':>19} {'fitting s (whole run)':>22}")
-    for name, r in (("off", off), ("on", on)):
-        print(f"{name:<10} {r['ms']:>15.2f} {r['cpu_ms']:>14.2f} {r['fits']:>19} "
-              f"{r['fit_s']:>22.2f}")
+    for surrogate, rs in runs.items():
+        def spread(key: str) -> str:
+            values = sorted(r[key] for r in rs)
+            return f"{statistics.median(values):.2f} ({values[0]:.2f}-{values[-1]:.2f})"
+        print(f"{'on' if surrogate else 'off':<10} {spread('ms'):>20} {spread('cpu_ms'):>20} "
+              f"{rs[0]['fits']:>19} {statistics.median(r['fit_s'] for r in rs):>22.2f}")
 
 
 if __name__ == "__main__":
