@@ -171,6 +171,6 @@ class Surrogate:
     def score(self, model: Any, genomes: Sequence[Any]) -> list[float]:
         """Mean + :data:`OPTIMISM` x spread of the trees' predictions, per genome."""
         x = np.array([self._row(g) for g in genomes], dtype=np.float32)
-        trees = np.stack([t.tree_.predict(x).reshape(len(genomes), -1)[:, 0]
+        trees = np.stack([t.tree_.value[t.tree_.apply(x), 0, 0]  # the leaves' values
                           for t in model.estimators_])
         return list(trees.mean(axis=0) + OPTIMISM * trees.std(axis=0))
