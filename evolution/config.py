@@ -232,7 +232,8 @@ class Config(_Section):
     seed: int = 0
     runs_dir: str = "runs"
     deterministic: bool = Field(False, description="apply results in proposal order")
-    snapshot_every: int = Field(10, ge=1, description="results between snapshots")
+    snapshot_every: int = Field(10, ge=1, description="results between snapshots (and at least "
+                                "5% of the architectures evaluated so far)")
     search: SearchConfig = ENCODINGS["binary"].search()
     strategy: StrategyConfig = STRATEGIES["genetic"].Config()
     task: TaskConfig = TASKS["classification"].Config()

@@ -203,3 +203,20 @@ def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plu
     scores = dict(zip(map(json.dumps, unseen), surrogate.score(model, candidates)))
     assert scores[json.dumps(following["genome"]["values"])] == max(scores.values())
     assert summary.trained == 20 and summary.cache_hits == 0
+
+
+def test_snapshots_come_at_most_every_twentieth_of_the_run(tiny, plugin, monkeypatch):
+    """A snapshot holds the cache: written after every result of a short run, then at most
+    every 5% of the architectures evaluated so far (its cost per result stays flat)."""
+    sizes = []
+    write = RunDirectory.write_snapshot
+    monkeypatch.setattr(RunDirectory, "write_snapshot", lambda self, state: (
+        sizes.append(len(state["search"]["cache"])), write(self, state))[1])
+    big = {"encoding": "choice", "choices": [[0, 1, 2, 3]] * 6}  # 4,096 architectures
+    summary = run(make(tiny, plugin, "snapshots", {"name": "random", "evaluations": 400},
+                       search=big, snapshot_every=1))
+    assert summary.trained == 400
+    assert sizes[:20] == list(range(1, 21))  # every result while the run is short
+    gaps = [(b - a, a) for a, b in zip(sizes, sizes[1:-1])]  # the last: the run's end
+    assert all(gap >= size // 20 for gap, size in gaps)
+    assert len(sizes) < 100  # 400 if written after every result
