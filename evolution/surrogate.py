@@ -32,8 +32,6 @@ STEP_UNTIL = 100
 """Refit after every new result up to this many."""
 GROWTH = 1.25
 """Beyond :data:`STEP_UNTIL`, refit when the results have grown by this factor."""
-MEMO = 20_000
-"""Candidates' feature rows kept for reuse (genomes are frozen and hashable)."""
 TREES = 24
 OPTIMISM = 0.5
 """Score = mean + OPTIMISM x standard deviation over the trees."""
@@ -124,7 +122,6 @@ class Surrogate:
             log.warning("no surrogate features for encoding %r; proposals are not ranked",
                         encoding.name)
         self._rows: list[list[float]] = []  # features of the observations so far (a memo)
-        self._seen: dict[Any, list[float]] = {}  # features of recent candidates (a memo)
         self._model: Optional[tuple[int, Any]] = None
         self.fits = 0
         self.fit_seconds = 0.0
@@ -159,18 +156,9 @@ class Surrogate:
         log.debug("surrogate fitted on %d results in %.1f ms", m, 1000 * seconds)
         return forest
 
-    def _row(self, genome: Any) -> list[float]:
-        """``genome``'s features, remembered: children of one population recur as candidates."""
-        row = self._seen.get(genome)
-        if row is None:
-            if len(self._seen) >= MEMO:
-                self._seen.clear()
-            row = self._seen[genome] = self.features(genome, self.space)
-        return row
-
     def score(self, model: Any, genomes: Sequence[Any]) -> list[float]:
         """Mean + :data:`OPTIMISM` x spread of the trees' predictions, per genome."""
-        x = np.array([self._row(g) for g in genomes], dtype=np.float32)
+        x = np.array([self.features(g, self.space) for g in genomes], dtype=np.float32)
         trees = np.stack([t.tree_.value[t.tree_.apply(x), 0, 0]  # the leaves' values
                           for t in model.estimators_])
         return list(trees.mean(axis=0) + OPTIMISM * trees.std(axis=0))
