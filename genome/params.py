@@ -32,18 +32,18 @@ NEIGHBOUR_SCALE = 0.1
 """A numeric mutation moves by a normal step of this fraction of the (log) range."""
 
 
-def _same(a: Value, b: Value) -> bool:
-    """Equal as JSON values (``1``, ``1.0`` and ``True`` differ)."""
-    return json.dumps(a) == json.dumps(b)
-
-
 def _identity(value: Value) -> Any:
-    """A dictionary key equal for two values exactly when :func:`_same` holds: the type and
-    value of a string, integer, boolean or ``None`` (the common cases, without encoding them),
-    else the JSON text."""
+    """What makes a value itself, as JSON sees it (``1``, ``1.0`` and ``True`` differ): the
+    type and value of a string, integer, boolean or ``None`` (the common cases, without encoding
+    them), else the JSON text. Usable as a dictionary key."""
     if value is None or type(value) in (str, int, bool):
         return type(value), value
     return json.dumps(value)
+
+
+def _same(a: Value, b: Value) -> bool:
+    """Equal as JSON values (``1``, ``1.0`` and ``True`` differ)."""
+    return _identity(a) == _identity(b)
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ class Categorical(Dim):
         return self.index(value) is not None
 
     def index(self, value: Value) -> Optional[int]:
-        """The position of ``value`` among the values (compared as JSON, as :func:`_same`
-        does), ``None`` if it is not one of them."""
+        """The position of ``value`` among the values (compared as :func:`_same` does),
+        ``None`` if it is not one of them."""
         return self._positions.get(_identity(value))
 
     @functools.cached_property
