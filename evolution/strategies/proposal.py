@@ -113,16 +113,19 @@ class Proposer:
 
     def _ranked(self, draw: Callable[[], Any], draw_again: bool, model: Any) -> Any:
         """The surrogate's pick among up to ``candidates`` distinct unseen children."""
+        from genome.rng import lend
+
         children: dict[str, Any] = {}
-        for _ in range(self.candidates):
-            first = draw()
-            child = self.fresh(first, draw if draw_again else None, frozenset(children))
-            key = child.key()
-            if key in children or self.known(key):
-                if not children:
-                    return child  # exhausted: the repeat (a free cache hit)
-                break
-            children[key] = child
+        with lend(self.rng):  # once for the batch: the operators' own lends then cost nothing
+            for _ in range(self.candidates):
+                first = draw()
+                child = self.fresh(first, draw if draw_again else None, frozenset(children))
+                key = child.key()
+                if key in children or self.known(key):
+                    if not children:
+                        return child  # exhausted: the repeat (a free cache hit)
+                    break
+                children[key] = child
         pool = list(children.values())
         if len(pool) > 1 and self.rng.random() < self.exploration:
             return self.rng.choice(pool)
