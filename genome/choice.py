@@ -29,6 +29,8 @@ from genome.registry import Encoding, register
 from genome.section import Section
 
 Value = Any  # str | int | float | bool, or None where a conditional dimension is inactive
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(..., separators=(",", ":"))`` without building an encoder per call."""
 
 
 def check_choices(choices: Sequence[Sequence[Value]]) -> tuple[tuple[Value, ...], ...]:
@@ -56,6 +58,14 @@ class ChoiceGenome:
                               f"number, boolean or null (inactive); got {self.values!r}")
         object.__setattr__(self, "values", values)
 
+    @classmethod
+    def _varied(cls, values: tuple[Value, ...]) -> "ChoiceGenome":
+        """A variation of a valid genome within its space (a mutation's output): built without
+        the checks, which would cost more than the mutation itself."""
+        genome = object.__new__(cls)
+        object.__setattr__(genome, "values", values)
+        return genome
+
     def check(self, choices: Any) -> "ChoiceGenome":
         """Return ``self`` if it fits ``choices`` (a positional list of value lists or a
         :class:`~genome.params.Space`): same length, each value allowed, ``None`` exactly where
@@ -75,7 +85,7 @@ class ChoiceGenome:
         return self.to_string()
 
     def to_string(self) -> str:
-        return json.dumps(list(self.values), separators=(",", ":"))
+        return _COMPACT.encode(list(self.values))
 
     def __str__(self) -> str:
         return self.to_string()
@@ -113,14 +123,13 @@ def mutate_one(genome: ChoiceGenome, choices: Any, rng: random.Random) -> Choice
     its (log) range). Dimensions that this switches on are drawn, those it switches off become
     ``None``. Returns ``genome`` itself when no dimension can change; never modifies it."""
     space = as_space(choices)
-    free = [i for i, (d, v) in enumerate(zip(space.dims, genome.values))
-            if d.variable and v is not None]
+    free = [i for i in space.varying if genome.values[i] is not None]
     if not free:
         return genome
     i = rng.choice(free)
     values = list(genome.values)
     values[i] = space.dims[i].neighbour(values[i], rng)
-    return ChoiceGenome(space.repair(values, rng))
+    return ChoiceGenome._varied(space.repair(values, rng))
 
 
 def mutate(genome: ChoiceGenome, choices: Any, rng: random.Random, *,
@@ -135,7 +144,7 @@ def mutate(genome: ChoiceGenome, choices: Any, rng: random.Random, *,
                    if dim.variable and value is not None and rng.random() < q_m else value
                    for value, dim in zip(genome.values, space.dims))
     values = space.repair(values, rng)
-    return genome if values == genome.values else ChoiceGenome(values)
+    return genome if values == genome.values else ChoiceGenome._varied(values)
 
 
 def crossover(a: ChoiceGenome, b: ChoiceGenome, rng: random.Random, *, p_c: float,
@@ -197,7 +206,7 @@ class ChoiceSearch(Section):
     @property
     def space(self) -> Space:
         """The dimensions, built once."""
-        return self._space
+        return self._private("_space")
 
 
 class Choice(Encoding):

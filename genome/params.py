@@ -305,6 +305,11 @@ class Space:
         """Whether some dimension exists only under a condition."""
         return any(dim.when for dim in self.dims)
 
+    @functools.cached_property
+    def varying(self) -> tuple[int, ...]:
+        """The positions of the dimensions with more than one value."""
+        return tuple(i for i, dim in enumerate(self.dims) if dim.variable)
+
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "Space":
         """Build from ``{name: spec}`` (config order); errors are :class:`GenomeError`."""

@@ -5,6 +5,8 @@ It lives in the lowest layer so that encodings (here), strategies and the run co
 """
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -14,3 +16,9 @@ class Section(BaseModel):
     infinities are refused in every float field (``lr: .inf`` is an error, not a run)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def _private(self, name: str) -> Any:
+        """A private attribute (``PrivateAttr``) read directly: pydantic's own lookup of one
+        takes microseconds (a failed attribute lookup on its descriptor), too slow for what
+        operators read per call, such as a space's dimensions."""
+        return self.__pydantic_private__[name]

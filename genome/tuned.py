@@ -142,7 +142,7 @@ class TunedSearch(Section):
     @property
     def space(self) -> Space:
         """The searched settings' dimensions."""
-        return self._space
+        return self._private("_space")
 
     def decoder_space(self) -> dict[str, Any]:
         return self._arch.decoder_space()
