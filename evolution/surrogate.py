@@ -41,43 +41,53 @@ Observation = tuple[dict[str, Any], float, float]
 larger is better, and how many rungs of a multi-fidelity rule it fell short of the top (0 for a
 finished result; a pruned one's value is its value at the rung where it stopped)."""
 
-Features = Callable[[Any, Any], list[float]]
+Features = Callable[[Any], list[float]]
 FEATURES = Registry("surrogate feature map")
-"""``search.encoding`` -> ``features(genome, space) -> list of floats`` (fixed length per
-space)."""
+"""``search.encoding`` -> ``features(space) -> (genome -> list of floats)``: the feature map
+of one space (fixed length), prepared once per run (a proposal maps dozens of genomes)."""
 
 
-def _choice(genome: Any, space: Any) -> list[float]:
+def _choice(space: Any) -> Features:
     """One-hot per categorical dimension, the position (0..1, on its scale) per range, -1 for
     a range a condition switched off (a switched-off categorical is all zeros)."""
     from genome.params import Categorical
 
-    out: list[float] = []
-    for value, dim in zip(genome.values, space.space.dims):
-        if isinstance(dim, Categorical):
-            hot = [0.0] * len(dim.values)
-            at = dim.index(value)
-            if at is not None:
-                hot[at] = 1.0
-            out.extend(hot)
-        else:
-            out.append(-1.0 if value is None else dim.position(value))
-    return out
+    layout: list[tuple[int, Any, bool]] = []  # per dimension: first column, dim, categorical
+    width = 0
+    for dim in space.space.dims:
+        categorical = isinstance(dim, Categorical)
+        layout.append((width, dim, categorical))
+        width += len(dim.values) if categorical else 1
+
+    def features(genome: Any) -> list[float]:
+        out = [0.0] * width
+        for value, (column, dim, categorical) in zip(genome.values, layout):
+            if categorical:
+                at = dim.index(value)
+                if at is not None:
+                    out[column + at] = 1.0
+            else:
+                out[column] = -1.0 if value is None else dim.position(value)
+        return out
+    return features
 
 
-def _binary(genome: Any, space: Any) -> list[float]:
-    return [float(b) for stage in genome.bits for b in stage]
+def _binary(space: Any) -> Features:
+    return lambda genome: [float(b) for stage in genome.bits for b in stage]
 
 
-def _cell(genome: Any, space: Any) -> list[float]:
+def _cell(space: Any) -> Features:
     ops = list(space.ops)
-    out: list[float] = []
-    for blocks in (genome.normal, genome.reduction):
-        for in_a, op_a, in_b, op_b in blocks:
-            for state, op in ((in_a, op_a), (in_b, op_b)):
-                out.append(float(state))
-                out.extend(1.0 if op == o else 0.0 for o in ops)
-    return out
+
+    def features(genome: Any) -> list[float]:
+        out: list[float] = []
+        for blocks in (genome.normal, genome.reduction):
+            for in_a, op_a, in_b, op_b in blocks:
+                for state, op in ((in_a, op_a), (in_b, op_b)):
+                    out.append(float(state))
+                    out.extend(1.0 if op == o else 0.0 for o in ops)
+        return out
+    return features
 
 
 FEATURES.add("choice", _choice)
@@ -117,16 +127,17 @@ class Surrogate:
 
     def __init__(self, encoding: Any, space: Any, seed: int):
         self.encoding, self.space, self.seed = encoding, space, seed
-        self.features: Optional[Features] = FEATURES.get(encoding.name)
+        prepare = FEATURES.get(encoding.name)
+        self.features: Optional[Features] = prepare(space) if prepare is not None else None
         if self.features is None:
             log.warning("no surrogate features for encoding %r; proposals are not ranked",
                         encoding.name)
         self._rows: list[list[float]] = []  # features of the observations so far (a memo)
-        self._model: Optional[tuple[int, Any]] = None
+        self._model: Optional[tuple[int, Fitted]] = None
         self.fits = 0
         self.fit_seconds = 0.0
 
-    def model(self, observations: Sequence[Observation]) -> Any:
+    def model(self, observations: Sequence[Observation]) -> Optional["Fitted"]:
         """The fitted model in force with these results (in training order: a list that only
         grows), or ``None``."""
         if self.features is None:
@@ -142,23 +153,33 @@ class Surrogate:
         from genome import genome_from_dict
 
         for genome, _, _ in observations[len(self._rows):m]:
-            self._rows.append(self.features(genome_from_dict(genome), self.space))
+            self._rows.append(self.features(genome_from_dict(genome)))
         x = np.array(self._rows[:m], dtype=np.float32)
         y = targets(observations[:m])
         digest = hashlib.sha256(f"evonas-surrogate:{self.seed}:{m}".encode()).digest()
         forest = ExtraTreesRegressor(n_estimators=TREES, min_samples_leaf=1, n_jobs=1,
                                      random_state=int.from_bytes(digest[:4], "big"))
         forest.fit(x, y)
-        self._model = (m, forest)
+        fitted = Fitted(forest)
+        self._model = (m, fitted)
         seconds = time.perf_counter() - started
         self.fits += 1
         self.fit_seconds += seconds
         log.debug("surrogate fitted on %d results in %.1f ms", m, 1000 * seconds)
-        return forest
+        return fitted
 
-    def score(self, model: Any, genomes: Sequence[Any]) -> list[float]:
+    def score(self, model: "Fitted", genomes: Sequence[Any]) -> list[float]:
         """Mean + :data:`OPTIMISM` x spread of the trees' predictions, per genome."""
-        x = np.array([self.features(g, self.space) for g in genomes], dtype=np.float32)
-        trees = np.stack([t.tree_.value[t.tree_.apply(x), 0, 0]  # the leaves' values
-                          for t in model.estimators_])
+        x = np.array([self.features(g) for g in genomes], dtype=np.float32)
+        trees = np.stack([leaves[tree.apply(x)] for tree, leaves in model.trees])
         return list(trees.mean(axis=0) + OPTIMISM * trees.std(axis=0))
+
+
+class Fitted:
+    """A fitted forest as scoring reads it: each tree's structure and its leaves' values (what
+    ``predict`` computes per tree, without its checks and threads: a proposal scores a dozen
+    candidates, where those would cost more than the trees)."""
+
+    def __init__(self, forest: Any):
+        self.forest = forest
+        self.trees = [(t.tree_, t.tree_.value[:, 0, 0].copy()) for t in forest.estimators_]

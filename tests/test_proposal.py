@@ -166,15 +166,15 @@ def test_surrogate_features_of_ranges_and_conditions_have_one_length():
         "op": ["a", "b"], "lr": {"log_uniform": [1e-3, 1e-1]},
         "k": {"int": [1, 5], "when": {"op": "b"}}}},
         "evaluation": {"evaluator": "x:y", "objective": "s"}})
-    features = FEATURES["choice"]
+    features = FEATURES["choice"](config.search)
     encoding = get_encoding("choice")
     rng = random.Random(0)
-    vectors = [features(encoding.random(config.search, rng), config.search) for _ in range(20)]
+    vectors = [features(encoding.random(config.search, rng)) for _ in range(20)]
     assert {len(v) for v in vectors} == {4}
     assert all(0.0 <= v[2] <= 1.0 for v in vectors)
     assert {v[3] == -1.0 for v in vectors} == {True, False}  # k off for op a, on for op b
     middle = ChoiceGenome(("b", 0.01, 3))
-    assert features(middle, config.search) == [0.0, 1.0, pytest.approx(0.5), 0.5]
+    assert features(middle) == [0.0, 1.0, pytest.approx(0.5), 0.5]
 
 
 def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plugin):
