@@ -130,6 +130,43 @@ def test_lends_from_two_threads_take_turns_and_each_draws_its_own_sequence():
     assert random.random == own
 
 
+def test_nested_lends_draw_from_the_innermost_generator_and_restore_each_outer_one():
+    """A proposal lends its generator for a batch of candidates and each operator lends it
+    again; an operator may lend another generator inside (numpy's too). Every draw comes from
+    the generator lent innermost, and each exit restores what was lent before, down to the
+    module's own functions, even when the block raises."""
+    import numpy as np
+
+    from genome.rng import lend
+
+    own, outer, inner = random.random, random.Random(1), random.Random(2)
+    twin_outer, twin_inner = random.Random(1), random.Random(2)
+    np.random.seed(5)
+    np_state = np.random.get_state()[1].copy()
+    drawn, expected = [], []
+    with lend(outer):
+        drawn.append(random.random())
+        with lend(outer):
+            drawn.append(random.random())
+        drawn.append(random.random())
+        with lend(inner, numpy=True):
+            drawn.append(random.random())
+            assert not np.array_equal(np.random.get_state()[1], np_state)
+        drawn.append(random.random())
+        with pytest.raises(KeyError):
+            with lend(inner):
+                drawn.append(random.random())
+                raise KeyError("the block fails")
+        drawn.append(random.random())
+    expected = [twin_outer.random(), twin_outer.random(), twin_outer.random()]
+    twin_inner.getrandbits(32)  # numpy's seed
+    expected += [twin_inner.random(), twin_outer.random(), twin_inner.random(),
+                 twin_outer.random()]
+    assert drawn == expected
+    assert random.random == own
+    assert np.array_equal(np.random.get_state()[1], np_state)
+
+
 def test_aging_is_asynchronous(tiny):
     strat, _ = make(tiny, SEARCHES["binary"], {"name": "aging", "population": 3, "sample": 2,
                                                 "cycles": 10})
