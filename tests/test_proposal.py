@@ -177,6 +177,32 @@ def test_surrogate_features_of_ranges_and_conditions_have_one_length():
     assert features(middle) == [0.0, 1.0, pytest.approx(0.5), 0.5]
 
 
+def test_surrogate_scores_are_the_trees_predictions_mean_plus_half_their_spread():
+    """Scoring reads each tree's leaves directly; the figures are scikit-learn's own per-tree
+    predictions, for every encoding's features."""
+    import numpy as np
+
+    from evolution.surrogate import OPTIMISM, Surrogate
+    from genome import get_encoding
+
+    for search in ({"encoding": "choice", "params": {
+            "op": ["a", "b", "c"], "lr": {"log_uniform": [1e-3, 1e-1]},
+            "k": {"int": [1, 5], "when": {"op": "b"}}}},
+            {"encoding": "binary", "stages": [4, 5]}, {"encoding": "cell"}):
+        config = config_from_dict({"search": search,
+                                   "evaluation": {"evaluator": "x:y", "objective": "s"}})
+        encoding = get_encoding(search["encoding"])
+        rng = random.Random(4)
+        genomes = [encoding.random(config.search, rng) for _ in range(60)]
+        surrogate = Surrogate(encoding, config.search, seed=9)
+        model = surrogate.model([(g.to_dict(), rng.random(), 0.0) for g in genomes[:40]])
+        x = np.array([surrogate.features(g) for g in genomes[40:]], dtype=np.float32)
+        trees = np.stack([t.predict(x) for t in model.forest.estimators_])
+        assert surrogate.score(model, genomes[40:]) == pytest.approx(
+            list(trees.mean(axis=0) + OPTIMISM * trees.std(axis=0)), rel=1e-12)
+        assert len(set(surrogate.score(model, genomes[40:]))) > 10  # the trees do disagree
+
+
 def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plugin):
     """With the surrogate: MIN_RESULTS random architectures first, then the best of them is the
     centre and its unevaluated neighbours come in the surrogate's order, best predicted first
