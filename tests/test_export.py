@@ -213,7 +213,7 @@ def test_the_cards_snippets_run_without_evonas(binary_run, tmp_path):
     preprocess = next(b for b in blocks if "raw = " in b)
     pt2 = next(b for b in blocks if "torch.export.load" in b)
     onnx_code = next(b for b in blocks if "onnxruntime" in b)
-    done = without_evonas(preprocess + pt2 + "out_pt2 = logits\n" + onnx_code + """
+    without_evonas(preprocess + pt2 + "out_pt2 = logits\n" + onnx_code + """
 import numpy as np
 np.save(sys.argv[1], x); np.save(sys.argv[2], out_pt2.detach().numpy()); np.save(sys.argv[3], logits)
 """, str(tmp_path / "x.npy"), str(tmp_path / "pt2.npy"), str(tmp_path / "onnx.npy"), cwd=folder)
