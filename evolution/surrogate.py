@@ -8,10 +8,11 @@ candidate scores its trees' mean plus half their spread (optimism where the tree
 The model is a pure function of the results so far and the run seed: it is fitted on the first
 ``m(n)`` results (in the order they were trained), where ``m(n)`` is the largest refit point not
 above ``n`` (every result up to :data:`STEP_UNTIL`, then every :data:`GROWTH` x more), with a
-seed derived from (run seed, ``m``). So a resumed run, which rebuilds it from its journal,
-proposes what an uninterrupted one proposes, and refits are rare once results are many (the
-engine's overhead per evaluation stays small). Fitting time is logged and kept in
-:attr:`Surrogate.fit_seconds`.
+seed derived from (run seed, ``m``); beyond :data:`ROWS` results each tree learns from
+:data:`ROWS` of them drawn at random. So a resumed run, which rebuilds it from its journal,
+proposes what an uninterrupted one proposes, and refits are rare and bounded in cost once
+results are many (the engine's overhead per evaluation stays small). Fitting time is logged and
+kept in :attr:`Surrogate.fit_seconds`.
 """
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ STEP_UNTIL = 100
 GROWTH = 1.25
 """Beyond :data:`STEP_UNTIL`, refit when the results have grown by this factor."""
 TREES = 24
+ROWS = 512
+"""Beyond this many results each tree learns from this many drawn from all of them (with
+replacement, as a random forest's trees do), so that a refit's cost stops growing with the run;
+up to it, every tree learns from every result."""
 OPTIMISM = 0.5
 """Score = mean + OPTIMISM x standard deviation over the trees."""
 
@@ -157,7 +162,9 @@ class Surrogate:
         x = np.array(self._rows[:m], dtype=np.float32)
         y = targets(observations[:m])
         digest = hashlib.sha256(f"evonas-surrogate:{self.seed}:{m}".encode()).digest()
+        sampled = m > ROWS
         forest = ExtraTreesRegressor(n_estimators=TREES, min_samples_leaf=1, n_jobs=1,
+                                     bootstrap=sampled, max_samples=ROWS if sampled else None,
                                      random_state=int.from_bytes(digest[:4], "big"))
         forest.fit(x, y)
         fitted = Fitted(forest)

@@ -203,6 +203,34 @@ def test_surrogate_scores_are_the_trees_predictions_mean_plus_half_their_spread(
         assert len(set(surrogate.score(model, genomes[40:]))) > 10  # the trees do disagree
 
 
+def test_beyond_rows_results_each_tree_learns_from_rows_drawn_from_all(monkeypatch):
+    """Up to ROWS results every tree learns from every one; beyond, each from ROWS drawn (its
+    own draw, the same on every refit of the same results), so a refit's cost stops growing."""
+    import numpy as np
+
+    import evolution.surrogate as surrogates
+    from genome import get_encoding
+
+    monkeypatch.setattr(surrogates, "ROWS", 30)
+    config = config_from_dict({"search": {"encoding": "choice", "choices": [[0, 1, 2]] * 6},
+                               "evaluation": {"evaluator": "x:y", "objective": "s"}})
+    encoding, rng = get_encoding("choice"), random.Random(3)
+    observed = [(encoding.random(config.search, rng).to_dict(), rng.random(), 0.0)
+                for _ in range(50)]
+
+    def trees(n: int) -> list:
+        model = surrogates.Surrogate(encoding, config.search, seed=1).model(observed[:n])
+        return [t.tree_ for t in model.forest.estimators_]
+
+    assert {t.weighted_n_node_samples[0] for t in trees(30)} == {30.0}
+    assert {t.n_node_samples[0] for t in trees(30)} == {30}  # all, once each
+    sampled = trees(50)
+    assert {t.weighted_n_node_samples[0] for t in sampled} == {30.0}
+    assert len({t.n_node_samples[0] for t in sampled}) > 1  # drawn with replacement, per tree
+    again = trees(50)
+    assert all(np.array_equal(a.threshold, b.threshold) for a, b in zip(sampled, again))
+
+
 def test_local_search_with_the_surrogate_climbs_from_an_initial_design(tiny, plugin):
     """With the surrogate: MIN_RESULTS random architectures first, then the best of them is the
     centre and its unevaluated neighbours come in the surrogate's order, best predicted first
