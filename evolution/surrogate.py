@@ -131,7 +131,7 @@ class Surrogate:
     ``score(model, genomes)``."""
 
     def __init__(self, encoding: Any, space: Any, seed: int):
-        self.encoding, self.space, self.seed = encoding, space, seed
+        self.seed = seed
         prepare = FEATURES.get(encoding.name)
         self.features: Optional[Features] = prepare(space) if prepare is not None else None
         if self.features is None:
